@@ -1,0 +1,252 @@
+//! One numeric feature's reference and window sketches, and every drift
+//! statistic between them.
+//!
+//! A [`NumericWindow`] holds the sketches a window needs: a histogram over the
+//! reference's edges (PSI, Jensen–Shannon, Hellinger), raw values up to a
+//! capacity (exact KS and Wasserstein), a bounded [`LogSketch`] (KS with a
+//! stated bound once the window outgrows the exact store) and [`Moments`].
+//! All of them merge, so shards and panes combine into one window.
+
+use serde::{Deserialize, Serialize};
+
+use crate::binning::BinEdges;
+use crate::error::{Error, Result};
+use crate::ks::{KsMethod, KsResult};
+use crate::sketch::{ExactSample, FixedHistogram, LogSketch, Moments, Sketch, SketchKs};
+
+/// Shape of a numeric feature's sketches.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumericSketchConfig {
+    /// Quantile bins for PSI / JS / Hellinger.
+    pub bins: usize,
+    /// Raw values kept for exact KS and Wasserstein (0 disables the exact store).
+    pub exact_capacity: usize,
+    /// Relative accuracy of the bounded sketch.
+    pub relative_accuracy: f64,
+    /// Bucket bound per sign of the bounded sketch.
+    pub max_buckets: usize,
+}
+
+impl Default for NumericSketchConfig {
+    fn default() -> Self {
+        Self {
+            bins: 10,
+            exact_capacity: 10_000,
+            relative_accuracy: LogSketch::DEFAULT_RELATIVE_ACCURACY,
+            max_buckets: LogSketch::DEFAULT_MAX_BUCKETS,
+        }
+    }
+}
+
+/// A numeric feature's sketches over one window (or shard, or pane).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumericWindow {
+    /// Counts over the reference's edges.
+    pub histogram: FixedHistogram,
+    /// Raw values up to the exact capacity.
+    pub exact: ExactSample,
+    /// Bounded quantile sketch.
+    pub sketch: LogSketch,
+    /// Count, data quality, mean and variance.
+    pub moments: Moments,
+}
+
+impl NumericWindow {
+    /// Empty sketches over `edges`.
+    pub fn new(edges: BinEdges, config: &NumericSketchConfig) -> Result<Self> {
+        Ok(Self {
+            histogram: FixedHistogram::new(edges),
+            exact: ExactSample::new(config.exact_capacity),
+            sketch: LogSketch::new(config.relative_accuracy, config.max_buckets)?,
+            moments: Moments::new(),
+        })
+    }
+
+    /// Adds one value; `None` is a missing value. Hot path.
+    #[inline]
+    pub fn update(&mut self, value: Option<f64>) {
+        match value {
+            None => self.moments.update_missing(),
+            Some(x) => {
+                self.moments.update(x);
+                if x.is_finite() {
+                    self.histogram.update(x);
+                    self.exact.update(x);
+                    self.sketch.update(x);
+                }
+            }
+        }
+    }
+
+    /// Removes a value added before.
+    pub fn retract(&mut self, value: Option<f64>) -> Result<()> {
+        match value {
+            None => self.moments.retract_missing(),
+            Some(x) => {
+                self.moments.retract(x)?;
+                if x.is_finite() {
+                    self.histogram.retract(x)?;
+                    self.exact.retract(x)?;
+                    self.sketch.retract(x)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds another window's sketches (a shard's or a pane's).
+    pub fn merge(&mut self, other: &Self) -> Result<()> {
+        self.histogram.merge(&other.histogram)?;
+        self.exact.merge(&other.exact)?;
+        self.sketch.merge(&other.sketch)?;
+        self.moments.merge(&other.moments)
+    }
+
+    /// Forgets all values.
+    pub fn clear(&mut self) {
+        self.histogram.clear();
+        self.exact.clear();
+        self.sketch.clear();
+        self.moments.clear();
+    }
+
+    /// Finite values held.
+    pub fn count(&self) -> u64 {
+        self.moments.count()
+    }
+
+    /// Bytes held by all sketches.
+    pub fn size_bytes(&self) -> usize {
+        self.histogram.size_bytes() + self.exact.size_bytes() + self.sketch.size_bytes() + self.moments.size_bytes()
+    }
+}
+
+/// A numeric feature's reference profile: edges, histogram, sorted sample
+/// (exact KS), bounded sketch and moments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumericReference {
+    /// Sketches of the reference data.
+    pub window: NumericWindow,
+}
+
+impl NumericReference {
+    /// Builds a reference from raw values: edges at the quantiles, and every
+    /// sketch filled. The exact store keeps up to `config.exact_capacity`
+    /// reference values (all of them when it is at least their number).
+    pub fn from_values(values: &[f64], config: &NumericSketchConfig) -> Result<Self> {
+        let edges = BinEdges::from_reference(values, config.bins)?;
+        let mut window = NumericWindow::new(edges, config)?;
+        for &x in values {
+            window.update(Some(x));
+        }
+        window.exact.sort();
+        Ok(Self { window })
+    }
+
+    /// The bin edges windows must use.
+    pub fn edges(&self) -> &BinEdges {
+        self.window.histogram.edges()
+    }
+
+    /// Empty window sketches that fit this reference.
+    pub fn new_window(&self, config: &NumericSketchConfig) -> Result<NumericWindow> {
+        NumericWindow::new(self.edges().clone(), config)
+    }
+}
+
+/// KS as computed: exact on raw values, or from the bounded sketches.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum KsOutcome {
+    /// Exact statistic on raw values (SciPy's `ks_2samp`).
+    Exact(KsResult),
+    /// From the bounded sketches, with its error bound.
+    Sketch(SketchKs),
+}
+
+impl KsOutcome {
+    /// The statistic D (a lower bound of the exact D for a sketch).
+    pub fn statistic(&self) -> f64 {
+        match self {
+            Self::Exact(r) => r.statistic,
+            Self::Sketch(s) => s.statistic,
+        }
+    }
+    /// The two-sided p-value.
+    pub fn p_value(&self) -> f64 {
+        match self {
+            Self::Exact(r) => r.p_value,
+            Self::Sketch(s) => s.p_value,
+        }
+    }
+}
+
+/// Every drift statistic of one numeric window against its reference.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NumericDrift {
+    /// Finite values in the window.
+    pub count: u64,
+    /// Population stability index.
+    pub psi: f64,
+    /// Jensen–Shannon distance, base 2.
+    pub jensen_shannon: f64,
+    /// Hellinger distance.
+    pub hellinger: f64,
+    /// Kolmogorov–Smirnov.
+    pub ks: KsOutcome,
+    /// Wasserstein-1 on raw values, when both raw samples are complete.
+    pub wasserstein: Option<f64>,
+}
+
+/// Which numeric statistics to compute (the rest are skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumericStatistics {
+    /// KS p-value method for the exact path.
+    pub ks_method: KsMethod,
+    /// Whether to compute Wasserstein (needs raw values of both sides).
+    pub wasserstein: bool,
+    /// Whether the exact KS path may be used (else always the sketch).
+    pub exact_ks: bool,
+}
+
+impl Default for NumericStatistics {
+    fn default() -> Self {
+        Self { ks_method: KsMethod::Auto, wasserstein: true, exact_ks: true }
+    }
+}
+
+/// Every statistic of `window` against `reference`. KS is exact when both raw
+/// stores are complete (nothing dropped at capacity), else from the sketches.
+pub fn numeric_drift(
+    reference: &NumericReference,
+    window: &mut NumericWindow,
+    which: NumericStatistics,
+) -> Result<NumericDrift> {
+    let count = window.count();
+    if count == 0 {
+        return Err(Error::InsufficientData { statistic: "numeric_drift", available: 0, required: 1 });
+    }
+    let r = &reference.window;
+    let exact_ready = r.exact.overflow() == 0 && window.exact.overflow() == 0 && r.exact.count() == r.count();
+    let ref_sorted = r.exact.sorted_values_ref();
+    let (ks, wasserstein) = match ref_sorted {
+        Some(ref_values) if exact_ready && which.exact_ks => {
+            let cur = window.exact.sorted_values();
+            let ks = crate::ks::ks_2samp_sorted(ref_values, cur, which.ks_method)?;
+            let w = if which.wasserstein { Some(crate::distance::wasserstein_sorted(ref_values, cur)?) } else { None };
+            (KsOutcome::Exact(ks), w)
+        }
+        _ => (KsOutcome::Sketch(r.sketch.ks(&window.sketch)?), None),
+    };
+    Ok(NumericDrift {
+        count,
+        psi: r.histogram.psi(&window.histogram)?,
+        jensen_shannon: r.histogram.jensen_shannon(&window.histogram)?,
+        hellinger: r.histogram.hellinger(&window.histogram)?,
+        ks,
+        wasserstein,
+    })
+}

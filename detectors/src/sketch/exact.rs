@@ -1,0 +1,241 @@
+//! Raw finite values up to a capacity: exact KS and Wasserstein, as SciPy.
+
+use serde::{Deserialize, Serialize};
+
+use super::Sketch;
+use crate::error::{Error, Result};
+use crate::ks::{self, KsMethod, KsResult};
+
+/// Raw values of a window, kept up to `capacity` for exact statistics.
+///
+/// Values are appended unsorted (O(1) update) and sorted lazily when a
+/// statistic is asked for; merging two sorted samples is a linear merge. A
+/// value past the capacity is not stored but counted in `overflow`, and a
+/// statistic on an overflowed sample is refused with
+/// [`Error::CapacityExceeded`] rather than computed on partial data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExactSample {
+    capacity: usize,
+    values: Vec<f64>,
+    #[serde(skip)]
+    sorted: bool,
+    invalid: u64,
+    overflow: u64,
+}
+
+impl ExactSample {
+    /// An empty sample holding at most `capacity` values.
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity, values: Vec::new(), sorted: true, invalid: 0, overflow: 0 }
+    }
+
+    /// A sample holding `values` (capacity = their number).
+    pub fn from_values(values: &[f64]) -> Self {
+        let mut s = Self::new(values.len());
+        values.iter().for_each(|&x| s.update(x));
+        s
+    }
+
+    /// The configured capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Values dropped because the capacity was reached.
+    pub fn overflow(&self) -> u64 {
+        self.overflow
+    }
+
+    /// Non-finite values seen (not stored).
+    pub fn invalid(&self) -> u64 {
+        self.invalid
+    }
+
+    /// Sorts the held values if needed.
+    pub fn sort(&mut self) {
+        if !self.sorted {
+            self.values.sort_unstable_by(f64::total_cmp);
+            self.sorted = true;
+        }
+    }
+
+    /// The held values in ascending order.
+    pub fn sorted_values(&mut self) -> &[f64] {
+        self.sort();
+        &self.values
+    }
+
+    /// Whether the sample is sorted now (so `sorted_values_ref` works).
+    pub fn is_sorted(&self) -> bool {
+        self.sorted
+    }
+
+    /// The held values, ascending, if already sorted.
+    pub fn sorted_values_ref(&self) -> Option<&[f64]> {
+        self.sorted.then_some(self.values.as_slice())
+    }
+
+    fn complete(&self) -> Result<()> {
+        if self.overflow > 0 {
+            return Err(Error::CapacityExceeded { len: self.values.len() + self.overflow as usize, capacity: self.capacity });
+        }
+        Ok(())
+    }
+
+    /// Two-sample KS of `current` against `self` as the reference.
+    pub fn ks(&mut self, current: &mut Self, method: KsMethod) -> Result<KsResult> {
+        self.complete()?;
+        current.complete()?;
+        self.sort();
+        current.sort();
+        ks::ks_2samp_sorted(&self.values, &current.values, method)
+    }
+
+    /// Wasserstein-1 distance of `current` against `self`.
+    pub fn wasserstein(&mut self, current: &mut Self) -> Result<f64> {
+        self.complete()?;
+        current.complete()?;
+        self.sort();
+        current.sort();
+        crate::distance::wasserstein_sorted(&self.values, &current.values)
+    }
+
+    /// Removes a batch of values in one pass: O(n + k log k).
+    pub fn retract_batch(&mut self, values: &[f64]) -> Result<()> {
+        let mut gone: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        let invalid = (values.len() - gone.len()) as u64;
+        if invalid > self.invalid {
+            return Err(Error::NotHeld { kind: Self::KIND });
+        }
+        gone.sort_unstable_by(f64::total_cmp);
+        self.sort();
+        let mut kept = Vec::with_capacity(self.values.len().saturating_sub(gone.len()));
+        let mut g = gone.iter().peekable();
+        for &v in &self.values {
+            if g.peek().is_some_and(|&&x| x.total_cmp(&v).is_eq()) {
+                g.next();
+            } else {
+                kept.push(v);
+            }
+        }
+        if g.next().is_some() {
+            return Err(Error::NotHeld { kind: Self::KIND });
+        }
+        self.values = kept;
+        self.invalid -= invalid;
+        Ok(())
+    }
+}
+
+impl Sketch for ExactSample {
+    type Item<'a> = f64;
+    const KIND: &'static str = "exact_sample";
+    const VERSION: u32 = 1;
+
+    #[inline]
+    fn update(&mut self, x: f64) {
+        if !x.is_finite() {
+            self.invalid += 1;
+        } else if self.values.len() >= self.capacity {
+            self.overflow += 1;
+        } else {
+            if self.sorted && self.values.last().is_some_and(|&l| l > x) {
+                self.sorted = false;
+            }
+            self.values.push(x);
+        }
+    }
+
+    fn retract(&mut self, x: f64) -> Result<()> {
+        if !x.is_finite() {
+            self.invalid = self.invalid.checked_sub(1).ok_or(Error::NotHeld { kind: Self::KIND })?;
+            return Ok(());
+        }
+        let pos = if self.sorted {
+            let i = self.values.partition_point(|v| v.total_cmp(&x).is_lt());
+            (self.values.get(i).is_some_and(|v| v.total_cmp(&x).is_eq())).then_some(i)
+        } else {
+            self.values.iter().position(|v| v.total_cmp(&x).is_eq())
+        };
+        match pos {
+            Some(i) if self.sorted => {
+                self.values.remove(i);
+                Ok(())
+            }
+            Some(i) => {
+                self.values.swap_remove(i);
+                Ok(())
+            }
+            None => Err(Error::NotHeld { kind: Self::KIND }),
+        }
+    }
+
+    fn merge(&mut self, other: &Self) -> Result<()> {
+        self.invalid += other.invalid;
+        self.overflow += other.overflow;
+        let room = self.capacity.saturating_sub(self.values.len());
+        let take = other.values.len().min(room);
+        self.overflow += (other.values.len() - take) as u64;
+        let incoming = &other.values[..take];
+        if self.sorted && other.sorted {
+            let mut merged = Vec::with_capacity(self.values.len() + take);
+            let (mut i, mut j) = (0, 0);
+            while i < self.values.len() && j < incoming.len() {
+                if self.values[i] <= incoming[j] {
+                    merged.push(self.values[i]);
+                    i += 1;
+                } else {
+                    merged.push(incoming[j]);
+                    j += 1;
+                }
+            }
+            merged.extend_from_slice(&self.values[i..]);
+            merged.extend_from_slice(&incoming[j..]);
+            self.values = merged;
+        } else {
+            self.values.extend_from_slice(incoming);
+            self.sorted = false;
+        }
+        Ok(())
+    }
+
+    fn count(&self) -> u64 {
+        self.values.len() as u64
+    }
+
+    fn size_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.values.capacity() * 8
+    }
+
+    fn clear(&mut self) {
+        self.values.clear();
+        self.sorted = true;
+        self.invalid = 0;
+        self.overflow = 0;
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.values.len() > self.capacity {
+            return Err(Error::CorruptSnapshot { kind: Self::KIND, reason: "more values than the capacity" });
+        }
+        if self.values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::CorruptSnapshot { kind: Self::KIND, reason: "non-finite value held" });
+        }
+        Ok(())
+    }
+
+    fn restore(snapshot: super::Snapshot<Self>) -> Result<Self> {
+        if snapshot.kind != Self::KIND {
+            return Err(Error::CorruptSnapshot { kind: Self::KIND, reason: "snapshot is of another sketch kind" });
+        }
+        if snapshot.version != Self::VERSION {
+            return Err(Error::SnapshotVersion { kind: Self::KIND, found: snapshot.version, supported: Self::VERSION });
+        }
+        let mut s = snapshot.state;
+        s.validate()?;
+        // `sorted` is not serialized: recompute it.
+        s.sorted = s.values.windows(2).all(|w| w[0] <= w[1]);
+        Ok(s)
+    }
+}

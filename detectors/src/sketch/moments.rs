@@ -1,0 +1,183 @@
+//! Count, data quality and numerically stable mean and variance.
+
+use serde::{Deserialize, Serialize};
+
+use super::Sketch;
+use crate::error::{Error, Result};
+
+/// Moments and data-quality counters of a numeric feature.
+///
+/// Mean and variance use Welford's update and Chan et al.'s pairwise merge, so
+/// they stay accurate for large counts and large offsets. `min` and `max` are
+/// the extremes of the values added since the last `clear`: a retract cannot
+/// undo them (sliding windows get exact extremes by merging panes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Moments {
+    count: u64,
+    missing: u64,
+    nan: u64,
+    infinite: u64,
+    min: f64,
+    max: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Self { count: 0, missing: 0, nan: 0, infinite: 0, min: 0.0, max: 0.0, mean: 0.0, m2: 0.0 }
+    }
+}
+
+impl Moments {
+    /// Empty moments.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a missing (absent or null) value.
+    pub fn update_missing(&mut self) {
+        self.missing += 1;
+    }
+
+    /// Removes a missing value recorded before.
+    pub fn retract_missing(&mut self) -> Result<()> {
+        self.missing = self.missing.checked_sub(1).ok_or(Error::NotHeld { kind: Self::KIND })?;
+        Ok(())
+    }
+
+    /// Missing values.
+    pub fn missing(&self) -> u64 {
+        self.missing
+    }
+    /// NaN values.
+    pub fn nan(&self) -> u64 {
+        self.nan
+    }
+    /// ±∞ values.
+    pub fn infinite(&self) -> u64 {
+        self.infinite
+    }
+    /// Smallest finite value, `None` when empty.
+    pub fn min(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.min)
+    }
+    /// Largest finite value, `None` when empty.
+    pub fn max(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.max)
+    }
+    /// Mean of the finite values, `None` when empty.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.mean)
+    }
+    /// Population variance, `None` when empty.
+    pub fn variance(&self) -> Option<f64> {
+        (self.count > 0).then(|| (self.m2 / self.count as f64).max(0.0))
+    }
+    /// Sample variance (n − 1), `None` below two values.
+    pub fn sample_variance(&self) -> Option<f64> {
+        (self.count > 1).then(|| (self.m2 / (self.count - 1) as f64).max(0.0))
+    }
+}
+
+impl Sketch for Moments {
+    type Item<'a> = f64;
+    const KIND: &'static str = "moments";
+    const VERSION: u32 = 1;
+
+    #[inline]
+    fn update(&mut self, x: f64) {
+        if x.is_nan() {
+            self.nan += 1;
+            return;
+        }
+        if x.is_infinite() {
+            self.infinite += 1;
+            return;
+        }
+        self.count += 1;
+        let delta = x - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (x - self.mean);
+        if self.count == 1 {
+            (self.min, self.max) = (x, x);
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+    }
+
+    fn retract(&mut self, x: f64) -> Result<()> {
+        let not_held = Error::NotHeld { kind: Self::KIND };
+        if x.is_nan() {
+            self.nan = self.nan.checked_sub(1).ok_or(not_held)?;
+            return Ok(());
+        }
+        if x.is_infinite() {
+            self.infinite = self.infinite.checked_sub(1).ok_or(not_held)?;
+            return Ok(());
+        }
+        match self.count {
+            0 => Err(not_held),
+            1 => {
+                let (missing, nan, infinite) = (self.missing, self.nan, self.infinite);
+                *self = Self { missing, nan, infinite, ..Self::default() };
+                Ok(())
+            }
+            n => {
+                let n1 = (n - 1) as f64;
+                let mean = (self.mean * n as f64 - x) / n1;
+                self.m2 = (self.m2 - (x - mean) * (x - self.mean)).max(0.0);
+                self.mean = mean;
+                self.count = n - 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &Self) -> Result<()> {
+        self.missing += other.missing;
+        self.nan += other.nan;
+        self.infinite += other.infinite;
+        if other.count == 0 {
+            return Ok(());
+        }
+        if self.count == 0 {
+            (self.count, self.mean, self.m2) = (other.count, other.mean, other.m2);
+            (self.min, self.max) = (other.min, other.max);
+            return Ok(());
+        }
+        let (na, nb) = (self.count as f64, other.count as f64);
+        let n = na + nb;
+        let delta = other.mean - self.mean;
+        self.mean += delta * nb / n;
+        self.m2 += other.m2 + delta * delta * na * nb / n;
+        self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        Ok(())
+    }
+
+    fn count(&self) -> u64 {
+        self.count
+    }
+
+    fn size_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !self.mean.is_finite() || !(self.m2 >= 0.0) {
+            return Err(Error::CorruptSnapshot { kind: Self::KIND, reason: "mean or m2 is not a finite, non-negative state" });
+        }
+        if self.count > 0 && !(self.min <= self.max) {
+            return Err(Error::CorruptSnapshot { kind: Self::KIND, reason: "min exceeds max" });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+//! The statistics core against SciPy / scikit-learn reference values (every
+//! case of every fixture file), and property tests of the sketches.
+
+mod fixtures;
+mod properties;
