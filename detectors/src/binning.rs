@@ -10,11 +10,22 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Sorted, de-duplicated interior bin edges.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "Vec<f64>", into = "Vec<f64>")]
 pub struct BinEdges {
     edges: Vec<f64>,
+    /// `guide[c]` = number of edges whose grid cell is below `c`: a lower
+    /// bound of the bin of any value in cell `c` (see [`BinEdges::bin_index`]).
+    guide: Vec<u32>,
+    /// `edges[0]`, `edges[last]` and cells per unit, cached for the hot path.
+    lo: f64,
+    hi: f64,
+    scale: f64,
 }
+
+/// Grid cells per interior edge: enough that a cell rarely holds more than
+/// one edge, even for skewed quantiles.
+const CELLS_PER_EDGE: usize = 4;
 
 impl BinEdges {
     /// Builds edges from explicit interior edges (must be finite and strictly increasing).
@@ -25,7 +36,29 @@ impl BinEdges {
         if edges.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::InvalidParameter { name: "edges", reason: "bin edges must be strictly increasing" });
         }
-        Ok(Self { edges })
+        Ok(Self::with_guide(edges))
+    }
+
+    fn with_guide(edges: Vec<f64>) -> Self {
+        let (lo, hi) = match (edges.first(), edges.last()) {
+            (Some(&lo), Some(&hi)) => (lo, hi),
+            _ => (0.0, 0.0),
+        };
+        let cells = (edges.len() * CELLS_PER_EDGE).clamp(1, 1 << 16);
+        let scale = if hi > lo { cells as f64 / (hi - lo) } else { 0.0 };
+        let cell = |x: f64| (((x - lo) * scale) as usize).min(cells - 1);
+        let mut guide = vec![0u32; cells];
+        // Count edges per cell, then prefix-sum into "edges in earlier cells".
+        let mut per_cell = vec![0u32; cells];
+        for &e in &edges {
+            per_cell[cell(e)] += 1;
+        }
+        let mut below = 0u32;
+        for (g, n) in guide.iter_mut().zip(&per_cell) {
+            *g = below;
+            below += n;
+        }
+        Self { edges, guide, lo, hi, scale }
     }
 
     /// Edges at the reference's quantiles for `bins` bins. Non-finite values of
@@ -48,7 +81,7 @@ impl BinEdges {
         let step = 1.0 / bins as f64;
         let mut edges: Vec<f64> = (1..bins).map(|i| quantile_linear(sorted, i as f64 * step)).collect();
         edges.dedup();
-        Ok(Self { edges })
+        Ok(Self::with_guide(edges))
     }
 
     /// The interior edges.
@@ -63,23 +96,28 @@ impl BinEdges {
 
     /// The bin of a finite value: the number of edges strictly below it.
     ///
-    /// Hot path: a branchless binary search, O(log B), no allocation.
+    /// Hot path, O(1) expected: a uniform grid over `[edges[0], edges[last]]`
+    /// gives a lower bound of the answer, and a short forward scan finishes.
+    /// The cell map `(x − lo)·scale` is monotone in `x`, so an edge in an
+    /// earlier cell than `x` is below `x` and one in a later cell is above it:
+    /// the scan only visits the edges sharing `x`'s cell.
     #[inline]
     pub fn bin_index(&self, x: f64) -> usize {
         let edges = self.edges.as_slice();
-        if edges.is_empty() {
+        let n = edges.len();
+        // `x <= lo` (NaN too: callers filter non-finite values first).
+        if n == 0 || x.partial_cmp(&self.lo) != Some(std::cmp::Ordering::Greater) {
             return 0;
         }
-        let mut base = 0usize;
-        let mut size = edges.len();
-        while size > 1 {
-            let half = size / 2;
-            let mid = base + half;
-            // `mid < edges.len()` always holds: base + half < base + size <= len.
-            base = if edges[mid] < x { mid } else { base };
-            size -= half;
+        if x > self.hi {
+            return n;
         }
-        base + usize::from(edges[base] < x)
+        let cell = (((x - self.lo) * self.scale) as usize).min(self.guide.len() - 1);
+        let mut i = self.guide[cell] as usize;
+        while i < n && edges[i] < x {
+            i += 1;
+        }
+        i
     }
 }
 
@@ -87,6 +125,12 @@ impl TryFrom<Vec<f64>> for BinEdges {
     type Error = Error;
     fn try_from(edges: Vec<f64>) -> Result<Self> {
         Self::new(edges)
+    }
+}
+
+impl PartialEq for BinEdges {
+    fn eq(&self, other: &Self) -> bool {
+        self.edges == other.edges
     }
 }
 
@@ -129,6 +173,23 @@ mod tests {
         let empty = BinEdges::new(vec![]).unwrap();
         assert_eq!(empty.bin_index(3.0), 0);
         assert_eq!(empty.bins(), 1);
+    }
+
+    #[test]
+    fn grid_lookup_matches_linear_scan_on_skewed_edges() {
+        // Edges bunched near zero with a far outlier: many edges share a cell.
+        let mut edges: Vec<f64> = (1..60).map(|i| (i as f64 / 7.0).exp() * 1e-3).collect();
+        edges.push(1e6);
+        let e = BinEdges::new(edges).unwrap();
+        let mut x = -1.0f64;
+        while x < 2e6 {
+            let expected = e.edges().iter().filter(|&&v| v < x).count();
+            assert_eq!(e.bin_index(x), expected, "x = {x}");
+            x = if x < 1.0 { x + 1e-3 } else { x * 1.01 };
+        }
+        for &v in e.edges() {
+            assert_eq!(e.bin_index(v), e.edges().iter().filter(|&&w| w < v).count());
+        }
     }
 
     #[test]

@@ -1,1 +1,2 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod detectors;

@@ -149,7 +149,7 @@ impl LogSketch {
         if !(alpha > 0.0 && alpha < 1.0) {
             return Err(Error::InvalidParameter { name: "relative_accuracy", reason: "must be in (0, 1)" });
         }
-        if max_buckets < 2 || max_buckets > 1 << 20 {
+        if !(2..=1 << 20).contains(&max_buckets) {
             return Err(Error::InvalidParameter { name: "max_buckets", reason: "must be in [2, 1048576]" });
         }
         let gamma = (1.0 + alpha) / (1.0 - alpha);

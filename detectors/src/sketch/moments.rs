@@ -172,10 +172,10 @@ impl Sketch for Moments {
     }
 
     fn validate(&self) -> Result<()> {
-        if !self.mean.is_finite() || !(self.m2 >= 0.0) {
+        if !self.mean.is_finite() || !self.m2.is_finite() || self.m2 < 0.0 {
             return Err(Error::CorruptSnapshot { kind: Self::KIND, reason: "mean or m2 is not a finite, non-negative state" });
         }
-        if self.count > 0 && !(self.min <= self.max) {
+        if self.count > 0 && (self.min.is_nan() || self.max.is_nan() || self.min > self.max) {
             return Err(Error::CorruptSnapshot { kind: Self::KIND, reason: "min exceeds max" });
         }
         Ok(())

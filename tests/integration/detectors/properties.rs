@@ -23,7 +23,7 @@ fn edges() -> BinEdges {
     BinEdges::new(vec![-500.0, -10.0, -1.0, 0.0, 1.0, 10.0, 500.0]).unwrap()
 }
 
-fn build<S: Sketch>(mut s: S, xs: &[f64]) -> S
+fn build<S>(mut s: S, xs: &[f64]) -> S
 where
     for<'a> S: Sketch<Item<'a> = f64>,
 {
