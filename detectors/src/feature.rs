@@ -26,6 +26,8 @@ pub struct NumericSketchConfig {
     pub relative_accuracy: f64,
     /// Bucket bound per sign of the bounded sketch.
     pub max_buckets: usize,
+    /// Whether to keep the bounded sketch (KS beyond the exact store).
+    pub quantile_sketch: bool,
 }
 
 impl Default for NumericSketchConfig {
@@ -35,6 +37,7 @@ impl Default for NumericSketchConfig {
             exact_capacity: 10_000,
             relative_accuracy: LogSketch::DEFAULT_RELATIVE_ACCURACY,
             max_buckets: LogSketch::DEFAULT_MAX_BUCKETS,
+            quantile_sketch: true,
         }
     }
 }
@@ -47,8 +50,8 @@ pub struct NumericWindow {
     pub histogram: FixedHistogram,
     /// Raw values up to the exact capacity.
     pub exact: ExactSample,
-    /// Bounded quantile sketch.
-    pub sketch: LogSketch,
+    /// Bounded quantile sketch, when configured.
+    pub sketch: Option<LogSketch>,
     /// Count, data quality, mean and variance.
     pub moments: Moments,
 }
@@ -59,7 +62,11 @@ impl NumericWindow {
         Ok(Self {
             histogram: FixedHistogram::new(edges),
             exact: ExactSample::new(config.exact_capacity),
-            sketch: LogSketch::new(config.relative_accuracy, config.max_buckets)?,
+            sketch: if config.quantile_sketch {
+                Some(LogSketch::new(config.relative_accuracy, config.max_buckets)?)
+            } else {
+                None
+            },
             moments: Moments::new(),
         })
     }
@@ -74,7 +81,9 @@ impl NumericWindow {
                 if x.is_finite() {
                     self.histogram.update(x);
                     self.exact.update(x);
-                    self.sketch.update(x);
+                    if let Some(s) = &mut self.sketch {
+                        s.update(x);
+                    }
                 }
             }
         }
@@ -89,7 +98,9 @@ impl NumericWindow {
                 if x.is_finite() {
                     self.histogram.retract(x)?;
                     self.exact.retract(x)?;
-                    self.sketch.retract(x)?;
+                    if let Some(s) = &mut self.sketch {
+                        s.retract(x)?;
+                    }
                 }
                 Ok(())
             }
@@ -100,15 +111,34 @@ impl NumericWindow {
     pub fn merge(&mut self, other: &Self) -> Result<()> {
         self.histogram.merge(&other.histogram)?;
         self.exact.merge(&other.exact)?;
-        self.sketch.merge(&other.sketch)?;
+        match (&mut self.sketch, &other.sketch) {
+            (Some(a), Some(b)) => a.merge(b)?,
+            (None, None) => {}
+            _ => return Err(Error::Incompatible { reason: "one window keeps a quantile sketch, the other does not" }),
+        }
         self.moments.merge(&other.moments)
+    }
+
+    /// Removes another window's sketches merged in before (a pane leaving a
+    /// sliding window).
+    pub fn unmerge(&mut self, other: &Self) -> Result<()> {
+        self.histogram.unmerge(&other.histogram)?;
+        self.exact.unmerge(&other.exact)?;
+        match (&mut self.sketch, &other.sketch) {
+            (Some(a), Some(b)) => a.unmerge(b)?,
+            (None, None) => {}
+            _ => return Err(Error::Incompatible { reason: "one window keeps a quantile sketch, the other does not" }),
+        }
+        self.moments.unmerge(&other.moments)
     }
 
     /// Forgets all values.
     pub fn clear(&mut self) {
         self.histogram.clear();
         self.exact.clear();
-        self.sketch.clear();
+        if let Some(s) = &mut self.sketch {
+            s.clear();
+        }
         self.moments.clear();
     }
 
@@ -119,7 +149,10 @@ impl NumericWindow {
 
     /// Bytes held by all sketches.
     pub fn size_bytes(&self) -> usize {
-        self.histogram.size_bytes() + self.exact.size_bytes() + self.sketch.size_bytes() + self.moments.size_bytes()
+        self.histogram.size_bytes()
+            + self.exact.size_bytes()
+            + self.sketch.as_ref().map_or(0, Sketch::size_bytes)
+            + self.moments.size_bytes()
     }
 }
 
@@ -239,7 +272,15 @@ pub fn numeric_drift(
             let w = if which.wasserstein { Some(crate::distance::wasserstein_sorted(ref_values, cur)?) } else { None };
             (KsOutcome::Exact(ks), w)
         }
-        _ => (KsOutcome::Sketch(r.sketch.ks(&window.sketch)?), None),
+        _ => match (&r.sketch, &window.sketch) {
+            (Some(rs), Some(ws)) => (KsOutcome::Sketch(rs.ks(ws)?), None),
+            _ => {
+                return Err(Error::InvalidParameter {
+                    name: "quantile_sketch",
+                    reason: "KS needs complete raw values or the quantile sketch on both sides",
+                })
+            }
+        },
     };
     Ok(NumericDrift {
         count,

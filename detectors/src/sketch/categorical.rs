@@ -185,6 +185,27 @@ impl Sketch for CategoryCounts {
         Ok(())
     }
 
+    fn unmerge(&mut self, other: &Self) -> Result<()> {
+        if self.max_categories != other.max_categories {
+            return Err(Error::Incompatible { reason: "category counts have different caps" });
+        }
+        let not_held = Error::NotHeld { kind: Self::KIND };
+        // Names the other admitted may sit in our `__other__` (cap reached).
+        let mut from_other = other.other;
+        for (name, &c) in other.names.iter().zip(&other.counts) {
+            match self.index.get(&**name) {
+                Some(&i) => {
+                    let have = &mut self.counts[i as usize];
+                    *have = have.checked_sub(c).ok_or(not_held.clone())?;
+                }
+                None => from_other += c,
+            }
+        }
+        self.other = self.other.checked_sub(from_other).ok_or(not_held)?;
+        self.total -= other.total;
+        Ok(())
+    }
+
     fn count(&self) -> u64 {
         self.total
     }

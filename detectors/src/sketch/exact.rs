@@ -200,6 +200,31 @@ impl Sketch for ExactSample {
         Ok(())
     }
 
+    fn unmerge(&mut self, other: &Self) -> Result<()> {
+        if other.overflow > self.overflow || other.invalid > self.invalid {
+            return Err(Error::NotHeld { kind: Self::KIND });
+        }
+        let mut gone = other.values.clone();
+        gone.sort_unstable_by(f64::total_cmp);
+        self.sort();
+        let mut kept = Vec::with_capacity(self.values.len().saturating_sub(gone.len()));
+        let mut g = gone.iter().peekable();
+        for &v in &self.values {
+            if g.peek().is_some_and(|&&x| x.total_cmp(&v).is_eq()) {
+                g.next();
+            } else {
+                kept.push(v);
+            }
+        }
+        if g.next().is_some() {
+            return Err(Error::NotHeld { kind: Self::KIND });
+        }
+        self.values = kept;
+        self.overflow -= other.overflow;
+        self.invalid -= other.invalid;
+        Ok(())
+    }
+
     fn count(&self) -> u64 {
         self.values.len() as u64
     }

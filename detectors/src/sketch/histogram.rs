@@ -127,6 +127,19 @@ impl Sketch for FixedHistogram {
         Ok(())
     }
 
+    fn unmerge(&mut self, other: &Self) -> Result<()> {
+        self.same_edges(other)?;
+        if self.counts.iter().zip(&other.counts).any(|(a, b)| a < b) || self.invalid < other.invalid {
+            return Err(Error::NotHeld { kind: Self::KIND });
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a -= b;
+        }
+        self.total -= other.total;
+        self.invalid -= other.invalid;
+        Ok(())
+    }
+
     fn count(&self) -> u64 {
         self.total
     }

@@ -354,6 +354,26 @@ impl Sketch for LogSketch {
         Ok(())
     }
 
+    fn unmerge(&mut self, other: &Self) -> Result<()> {
+        self.compatible(other)?;
+        let not_held = Error::NotHeld { kind: Self::KIND };
+        if other.zero > self.zero || other.invalid > self.invalid {
+            return Err(not_held);
+        }
+        for (store, theirs) in [(&mut self.positive, &other.positive), (&mut self.negative, &other.negative)] {
+            for (k, c) in theirs.iter() {
+                let i = k.max(store.floor) as i64 - store.offset as i64;
+                match usize::try_from(i).ok().and_then(|i| store.counts.get_mut(i)) {
+                    Some(have) if *have >= c => *have -= c,
+                    _ => return Err(not_held),
+                }
+            }
+        }
+        self.zero -= other.zero;
+        self.invalid -= other.invalid;
+        Ok(())
+    }
+
     fn count(&self) -> u64 {
         self.positive.total() + self.negative.total() + self.zero
     }

@@ -47,6 +47,10 @@ pub trait Sketch: Clone + Serialize + DeserializeOwned {
     fn retract(&mut self, item: Self::Item<'_>) -> Result<()>;
     /// Adds everything `other` holds; `Error::Incompatible` if the shapes differ.
     fn merge(&mut self, other: &Self) -> Result<()>;
+    /// Removes everything `other` holds, which must have been merged in
+    /// before (a pane leaving a sliding window); `Error::NotHeld` otherwise,
+    /// in which case `self` may be partly changed and should be rebuilt.
+    fn unmerge(&mut self, other: &Self) -> Result<()>;
     /// Valid values held.
     fn count(&self) -> u64;
     /// Heap and inline bytes held, for memory accounting.

@@ -159,6 +159,32 @@ impl Sketch for Moments {
         Ok(())
     }
 
+    /// Reverses Chan's merge. `min` and `max` keep the extremes seen.
+    fn unmerge(&mut self, other: &Self) -> Result<()> {
+        let not_held = Error::NotHeld { kind: Self::KIND };
+        if other.count > self.count || other.missing > self.missing || other.nan > self.nan || other.infinite > self.infinite {
+            return Err(not_held);
+        }
+        self.missing -= other.missing;
+        self.nan -= other.nan;
+        self.infinite -= other.infinite;
+        if other.count == 0 {
+            return Ok(());
+        }
+        let rest = self.count - other.count;
+        if rest == 0 {
+            (self.count, self.mean, self.m2) = (0, 0.0, 0.0);
+            return Ok(());
+        }
+        let (n, nb, na) = (self.count as f64, other.count as f64, rest as f64);
+        let mean_a = (self.mean * n - other.mean * nb) / na;
+        let delta = other.mean - mean_a;
+        self.m2 = (self.m2 - other.m2 - delta * delta * na * nb / n).max(0.0);
+        self.mean = mean_a;
+        self.count = rest;
+        Ok(())
+    }
+
     fn count(&self) -> u64 {
         self.count
     }

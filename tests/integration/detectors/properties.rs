@@ -148,6 +148,62 @@ proptest! {
         prop_assert_eq!(c.entries().iter().map(|e| e.1).sum::<u64>(), xs.len() as u64);
     }
 
+    /// A pane merged into a sliding window and unmerged later leaves the
+    /// window as if it had never been added.
+    #[test]
+    fn unmerge_undoes_merge(a in values(), b in values()) {
+        let mut h = build(FixedHistogram::new(edges()), &a);
+        h.merge(&build(FixedHistogram::new(edges()), &b)).unwrap();
+        h.unmerge(&build(FixedHistogram::new(edges()), &b)).unwrap();
+        prop_assert_eq!(&h, &build(FixedHistogram::new(edges()), &a));
+
+        let mut l = build(LogSketch::default(), &a);
+        l.merge(&build(LogSketch::default(), &b)).unwrap();
+        l.unmerge(&build(LogSketch::default(), &b)).unwrap();
+        prop_assert_eq!(l.bucket_counts(), build(LogSketch::default(), &a).bucket_counts());
+
+        let mut e = build(ExactSample::new(1000), &a);
+        e.merge(&build(ExactSample::new(1000), &b)).unwrap();
+        e.unmerge(&build(ExactSample::new(1000), &b)).unwrap();
+        let mut expected_e = build(ExactSample::new(1000), &a);
+        prop_assert_eq!(e.sorted_values(), expected_e.sorted_values());
+
+        let mut m = build(Moments::new(), &a);
+        m.merge(&build(Moments::new(), &b)).unwrap();
+        m.unmerge(&build(Moments::new(), &b)).unwrap();
+        let only_a = build(Moments::new(), &a);
+        prop_assert_eq!(m.count(), only_a.count());
+        if let (Some(x), Some(y)) = (m.mean(), only_a.mean()) {
+            let scale = a.iter().chain(&b).fold(1.0f64, |s, v| s.max(v.abs()));
+            prop_assert!((x - y).abs() <= 1e-9 * scale);
+            prop_assert!((m.variance().unwrap() - only_a.variance().unwrap()).abs() <= 1e-6 * scale * scale);
+        }
+        // Unmerging what was never merged is refused.
+        let mut empty = FixedHistogram::new(edges());
+        if !a.is_empty() {
+            prop_assert!(empty.unmerge(&build(FixedHistogram::new(edges()), &a)).is_err());
+        }
+    }
+
+    #[test]
+    fn category_unmerge_undoes_merge(
+        a in prop::collection::vec("[a-f]{1,2}", 0..200),
+        b in prop::collection::vec("[a-h]{1,2}", 0..200),
+        cap in 1usize..30,
+    ) {
+        let build = |xs: &[String]| {
+            let mut c = CategoryCounts::new(cap);
+            xs.iter().for_each(|s| c.update(s));
+            c
+        };
+        let mut c = build(&a);
+        c.merge(&build(&b)).unwrap();
+        c.unmerge(&build(&b)).unwrap();
+        prop_assert_eq!(c.count(), a.len() as u64);
+        let total: u64 = c.entries().iter().map(|e| e.1).sum();
+        prop_assert_eq!(total, a.len() as u64);
+    }
+
     /// The stated bound holds with the default accuracy and with a tiny bucket
     /// budget that forces collapsing.
     #[test]
