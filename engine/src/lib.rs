@@ -1,10 +1,24 @@
 //! The Driftwatch engine: configuration, decoding, sharded sliding windows,
 //! evaluation and drift state.
 //!
-//! This crate is being built in the engine issue; today it holds the
-//! `driftwatch` binary's entry point, which reports its version and the
-//! commands available in this build.
+//! ```text
+//! input ─► reader (batches of lines) ─► shards (decode, type-check) ─► window stage (in input order)
+//!            JSONL / CSV / Parquet        crossbeam, bounded            panes → windows → evaluate → drift state
+//!                                                                          │                       │
+//!                                                                    evaluations.jsonl       drift events
+//! ```
 #![warn(missing_docs)]
+
+pub mod config;
+pub mod decode;
+pub mod error;
+pub mod evaluate;
+pub mod generate;
+pub mod model;
+pub mod pipeline;
+pub mod source;
+
+pub use error::{Error, Result};
 
 /// The version of this build.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,25 +1,135 @@
 //! `driftwatch`: the command-line entry point.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use driftwatch_engine::config::Config;
+use driftwatch_engine::generate::GenerateArgs;
+use driftwatch_engine::model::{build_references, Plan, Profile, PROFILE_VERSION};
+use driftwatch_engine::pipeline::{create_output, replay, Outputs};
+use driftwatch_engine::source::{self, TableSource};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Streaming drift detection for ML models.
+#[derive(Debug, Parser)]
+#[command(name = "driftwatch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a configuration file: schema, semantics, reference files and columns.
+    Validate {
+        /// The YAML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Build every model's reference profile (Parquet, CSV or JSONL through DataFusion) and write it.
+    Profile {
+        /// The YAML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Where to write the profile (JSON).
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Replay a JSONL, CSV or Parquet file through the engine.
+    Replay {
+        /// The YAML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Events: .jsonl/.ndjson/.json (one JSON object per line), .csv or .parquet (flat rows).
+        #[arg(long)]
+        input: PathBuf,
+        /// Write every evaluation as a JSON line (`-` for stdout).
+        #[arg(long)]
+        output_evaluations: Option<PathBuf>,
+        /// Write every drift / resolved event as a JSON line.
+        #[arg(long)]
+        output_events: Option<PathBuf>,
+        /// Write events that could not be used, with the reason.
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+        /// Shard threads (default: the config's, else the core count).
+        #[arg(long)]
+        shards: Option<usize>,
+        /// Write the run's summary (counts, throughput, memory) as JSON here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Write synthetic prediction traffic with known drift.
+    Generate(GenerateArgs),
+}
+
 fn main() -> ExitCode {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        Some("--version") | Some("-V") => {
-            println!("driftwatch {}", driftwatch_engine::VERSION);
-            ExitCode::SUCCESS
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
-        Some("--help") | Some("-h") | None => {
-            println!(
-                "driftwatch {}\n\nThe streaming engine (run, replay, profile, generate, validate) is not in this build yet;\n\
-                 the statistics library is `driftwatch-detectors`.\n\nOptions:\n  -h, --help     Print help\n  -V, --version  Print version",
-                driftwatch_engine::VERSION
-            );
-            ExitCode::SUCCESS
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Validate { config } => {
+            let c = Config::from_file(&config)?;
+            let plan = Plan::new(&c)?;
+            for (m, mp) in c.models.iter().zip(&plan.models) {
+                if let Some(path) = &m.reference.path {
+                    let src = TableSource { path: path.clone(), format: m.reference.format, sql: m.reference.sql.clone() };
+                    source::check_columns(&src, &mp.column_requests())
+                        .with_context(|| format!("models[{}] ({}) reference", plan.by_name[&m.name], m.name))?;
+                }
+                if let Some(path) = &m.reference.profile {
+                    let p = Profile::load(path)?;
+                    let mp_profile = p
+                        .models
+                        .iter()
+                        .find(|x| x.name == m.name)
+                        .with_context(|| format!("profile {} has no model {:?}", path.display(), m.name))?;
+                    mp.check_profile(mp_profile)?;
+                }
+            }
+            println!("{}: ok ({} model{})", config.display(), c.models.len(), if c.models.len() == 1 { "" } else { "s" });
+            Ok(())
         }
-        Some(other) => {
-            eprintln!("error: unknown command '{other}' (see `driftwatch --help`)");
-            ExitCode::from(2)
+        Command::Profile { config, output } => {
+            let c = Config::from_file(&config)?;
+            let plan = Plan::new(&c)?;
+            let models: Vec<_> = build_references(&c, &plan)?.into_iter().flatten().collect();
+            anyhow::ensure!(!models.is_empty(), "no model has a file or profile reference (baseline models build theirs from the stream)");
+            let profile = Profile {
+                version: PROFILE_VERSION,
+                created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                models,
+            };
+            profile.save(&output)?;
+            for m in &profile.models {
+                eprintln!("{}: {} rows from {}", m.name, m.rows, m.source);
+            }
+            eprintln!("wrote {}", output.display());
+            Ok(())
         }
+        Command::Replay { config, input, output_evaluations, output_events, dead_letter, shards, report } => {
+            let c = Config::from_file(&config)?;
+            let open = |p: &Option<PathBuf>| p.as_deref().map(create_output).transpose();
+            let outputs = Outputs { evaluations: open(&output_evaluations)?, events: open(&output_events)?, dead_letter: open(&dead_letter)? };
+            let r = replay(&c, &input, outputs, shards)?;
+            let summary = serde_json::to_string_pretty(&r)?;
+            if let Some(path) = report {
+                std::fs::write(&path, &summary).with_context(|| format!("writing {}", path.display()))?;
+            }
+            eprintln!("{summary}");
+            Ok(())
+        }
+        Command::Generate(args) => Ok(args.run()?),
     }
 }

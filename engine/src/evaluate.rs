@@ -1,0 +1,875 @@
+//! Windows of one model, their evaluation against the reference, and the
+//! drift state machine that turns breaches into drift and resolved events.
+//!
+//! Events arrive here in input order (the shards decode in parallel, the
+//! pipeline restores order), so every decision — pane membership, lateness,
+//! debounce — is deterministic whatever the shard count.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use driftwatch_detectors::categorical::categorical_drift;
+use driftwatch_detectors::feature::{numeric_drift, KsOutcome, NumericStatistics, NumericWindow};
+use driftwatch_detectors::ks::KsMethod;
+use driftwatch_detectors::sketch::{CategoryCounts, Sketch};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Correction, FeatureType, KsMode, Metric, WindowSpec};
+use crate::model::{ColumnReference, ModelPlan, ModelProfile};
+use crate::{Error, Result};
+
+/// A decoded value of one column, type-checked by the shard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnValue {
+    /// Absent or null.
+    Missing,
+    /// A numeric value (may be NaN/±∞ only if the source produced it).
+    Number(f64),
+    /// A category.
+    Category(Box<str>),
+}
+
+/// One column's window sketch.
+// Boxing the numeric variant would add a pointer chase per update on the hot path.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+enum ColumnState {
+    Numeric(NumericWindow),
+    Categorical { counts: CategoryCounts, missing: u64 },
+}
+
+impl ColumnState {
+    fn update(&mut self, v: &ColumnValue) {
+        match (self, v) {
+            (ColumnState::Numeric(w), ColumnValue::Number(x)) => w.update(Some(*x)),
+            (ColumnState::Numeric(w), _) => w.update(None),
+            (ColumnState::Categorical { counts, .. }, ColumnValue::Category(c)) => counts.update(c),
+            (ColumnState::Categorical { missing, .. }, _) => *missing += 1,
+        }
+    }
+
+    fn merge(&mut self, other: &Self) -> Result<()> {
+        match (self, other) {
+            (ColumnState::Numeric(a), ColumnState::Numeric(b)) => a.merge(b)?,
+            (ColumnState::Categorical { counts: a, missing: ma }, ColumnState::Categorical { counts: b, missing: mb }) => {
+                a.merge(b)?;
+                *ma += mb;
+            }
+            _ => return Err(Error::Internal("merging column states of different types".into())),
+        }
+        Ok(())
+    }
+
+    fn unmerge(&mut self, other: &Self) -> Result<()> {
+        match (self, other) {
+            (ColumnState::Numeric(a), ColumnState::Numeric(b)) => a.unmerge(b)?,
+            (ColumnState::Categorical { counts: a, missing: ma }, ColumnState::Categorical { counts: b, missing: mb }) => {
+                a.unmerge(b)?;
+                *ma -= mb;
+            }
+            _ => return Err(Error::Internal("unmerging column states of different types".into())),
+        }
+        Ok(())
+    }
+
+    fn size_bytes(&self) -> usize {
+        match self {
+            ColumnState::Numeric(w) => w.size_bytes(),
+            ColumnState::Categorical { counts, .. } => counts.size_bytes(),
+        }
+    }
+}
+
+/// A pane: the sketches of `slide` events (or `slide` of event time).
+#[derive(Debug, Clone)]
+struct Pane {
+    id: i64,
+    columns: Vec<ColumnState>,
+    count: u64,
+    min_ts: Option<i64>,
+    max_ts: Option<i64>,
+    first_index: Option<u64>,
+    last_version: Option<String>,
+}
+
+/// One evaluation of one (column, metric) at a window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    /// Model name.
+    pub model: String,
+    /// Version of the window's last event.
+    pub model_version: Option<String>,
+    /// Column name.
+    pub feature: String,
+    /// `feature` or `prediction`.
+    pub kind: &'static str,
+    /// Metric name.
+    pub metric: &'static str,
+    /// Statistic value; `null` with `status: insufficient_data`.
+    pub value: Option<f64>,
+    /// p-value after correction (tests only).
+    pub p_value: Option<f64>,
+    /// p-value before correction (tests only).
+    pub p_value_raw: Option<f64>,
+    /// Statistic threshold.
+    pub threshold: Option<f64>,
+    /// p-value threshold.
+    pub p_value_threshold: Option<f64>,
+    /// How the value was computed (`exact`, `asymptotic`, `sketch`, `histogram`, `counts`).
+    pub method: &'static str,
+    /// For sketch KS: the exact D lies in [value, value + error_bound].
+    pub error_bound: Option<f64>,
+    /// `ok` or `insufficient_data`.
+    pub status: &'static str,
+    /// Whether the alert condition holds.
+    pub breach: bool,
+    /// Drift state after this evaluation (`ok` or `drifting`).
+    pub state: &'static str,
+    /// Window bounds.
+    pub window: WindowBounds,
+}
+
+/// Where a window lies in the model's stream.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WindowBounds {
+    /// Index (among the model's windowed events) of the first event, count windows.
+    pub start_index: Option<u64>,
+    /// Index after the last event, count windows.
+    pub end_index: Option<u64>,
+    /// Event time of the window start (ms): the pane start for time windows, the earliest event otherwise.
+    pub start_ms: Option<i64>,
+    /// Event time of the window end (ms): the pane end for time windows, the latest event otherwise.
+    pub end_ms: Option<i64>,
+    /// Events in the window.
+    pub count: u64,
+}
+
+/// A drift or resolved event.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftEvent {
+    /// Stable id: the same episode gives the same id on every replay and retry.
+    pub event_id: String,
+    /// `drift` or `resolved`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Model name.
+    pub model: String,
+    /// Model version of the window's last event.
+    pub model_version: Option<String>,
+    /// Column name, or `*` for dataset drift.
+    pub feature: String,
+    /// Metric name, or `dataset` for dataset drift.
+    pub metric: &'static str,
+    /// The statistic (dataset drift: the share of drifting columns).
+    pub value: Option<f64>,
+    /// Its threshold.
+    pub threshold: Option<f64>,
+    /// p-value, where defined.
+    pub p_value: Option<f64>,
+    /// p-value threshold, where defined.
+    pub p_value_threshold: Option<f64>,
+    /// The window that triggered the event.
+    pub window: WindowBounds,
+    /// Reference rows.
+    pub reference_rows: u64,
+    /// Window position where the episode started (index for count windows, ms for time windows).
+    pub episode_start: i64,
+    /// When detected: the window's end event time (RFC 3339), so replays are reproducible.
+    pub detected_at: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct DriftState {
+    drifting: bool,
+    breaches: u32,
+    cleans: u32,
+    candidate_start: i64,
+    episode_start: i64,
+    /// Whether this episode's drift event was emitted (not suppressed by cooldown).
+    announced: bool,
+    last_announced_ms: Option<i64>,
+}
+
+/// Output of one window's evaluation.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// One per (column, detector).
+    pub evaluations: Vec<Evaluation>,
+    /// Drift and resolved events.
+    pub events: Vec<DriftEvent>,
+    /// Episodes that started inside the cooldown of a previous drift event.
+    pub suppressed: u64,
+}
+
+/// Counters of one model's windows.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct ModelCounters {
+    /// Events applied to windows.
+    pub windowed: u64,
+    /// Events taken into the baseline reference.
+    pub baseline: u64,
+    /// Event-time windows: events later than the allowed lateness, dropped.
+    pub late: u64,
+    /// Event-time windows: events without a timestamp, dropped.
+    pub missing_timestamp: u64,
+    /// Windows evaluated.
+    pub windows: u64,
+}
+
+/// The windows and drift state of one model.
+#[derive(Debug)]
+pub struct ModelState {
+    plan: ModelPlan,
+    reference: Option<ModelProfile>,
+    baseline: Vec<Vec<ColumnValue>>,
+    open: BTreeMap<i64, Pane>,
+    ring: VecDeque<Pane>,
+    running: Option<Vec<ColumnState>>,
+    next_pane: Option<i64>,
+    windowed: u64,
+    max_ts: Option<i64>,
+    states: Vec<DriftState>,
+    dataset: DriftState,
+    /// Counters.
+    pub counters: ModelCounters,
+}
+
+impl ModelState {
+    /// State for a model; `reference` is `None` for a baseline model.
+    pub fn new(plan: ModelPlan, reference: Option<ModelProfile>) -> Self {
+        let states = vec![DriftState::default(); plan.columns.len() * plan.detectors.len()];
+        Self {
+            plan,
+            reference,
+            baseline: Vec::new(),
+            open: BTreeMap::new(),
+            ring: VecDeque::new(),
+            running: None,
+            next_pane: None,
+            windowed: 0,
+            max_ts: None,
+            states,
+            dataset: DriftState::default(),
+            counters: ModelCounters::default(),
+        }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &ModelPlan {
+        &self.plan
+    }
+
+    /// Bytes held by open panes and the window.
+    pub fn size_bytes(&self) -> usize {
+        let cols = |c: &[ColumnState]| c.iter().map(ColumnState::size_bytes).sum::<usize>();
+        self.open.values().map(|p| cols(&p.columns)).sum::<usize>()
+            + self.ring.iter().map(|p| cols(&p.columns)).sum::<usize>()
+            + self.running.as_deref().map_or(0, cols)
+    }
+
+    fn empty_columns(&self) -> Result<Vec<ColumnState>> {
+        let reference = self.reference.as_ref().ok_or_else(|| Error::Internal("window before reference".into()))?;
+        self.plan
+            .columns
+            .iter()
+            .zip(&reference.columns)
+            .map(|(c, r)| match &r.reference {
+                ColumnReference::Numeric { reference } => {
+                    Ok(ColumnState::Numeric(reference.new_window(&self.plan.window_sketch)?))
+                }
+                ColumnReference::Categorical { counts, .. } => Ok(ColumnState::Categorical {
+                    counts: CategoryCounts::with_categories(c.max_categories, counts.entries().iter().map(|e| e.0)),
+                    missing: 0,
+                }),
+            })
+            .collect()
+    }
+
+    /// Applies one event (its column values in plan order), in input order.
+    pub fn apply(&mut self, values: Vec<ColumnValue>, ts: Option<i64>, version: Option<&str>, out: &mut Outcome) -> Result<()> {
+        if self.reference.is_none() {
+            let needed = self.plan.baseline_events.unwrap_or(0);
+            self.baseline.push(values);
+            self.counters.baseline += 1;
+            if self.baseline.len() as u64 >= needed {
+                self.build_baseline()?;
+            }
+            return Ok(());
+        }
+        match self.plan.window {
+            WindowSpec::Count { slide, .. } => {
+                let index = self.windowed;
+                let pane_id = (index / slide) as i64;
+                self.add_to_pane(pane_id, &values, ts, version, Some(index))?;
+                self.windowed += 1;
+                self.counters.windowed += 1;
+                if self.windowed % slide == 0 {
+                    self.complete_through(pane_id, out)?;
+                }
+            }
+            WindowSpec::Time { slide_ms, lateness_ms, .. } => {
+                let Some(t) = ts else {
+                    self.counters.missing_timestamp += 1;
+                    return Ok(());
+                };
+                let pane_id = t.div_euclid(slide_ms as i64);
+                let watermark = self.max_ts.map(|m| m.saturating_sub(lateness_ms as i64));
+                let pane_end = (pane_id + 1).saturating_mul(slide_ms as i64);
+                if watermark.is_some_and(|w| pane_end <= w) || self.next_pane.is_some_and(|n| pane_id < n) {
+                    self.counters.late += 1;
+                    return Ok(());
+                }
+                self.add_to_pane(pane_id, &values, ts, version, None)?;
+                self.counters.windowed += 1;
+                self.max_ts = Some(self.max_ts.map_or(t, |m| m.max(t)));
+                let watermark = self.max_ts.unwrap_or(t).saturating_sub(lateness_ms as i64);
+                // Panes whose end is at or before the watermark are closed.
+                let last_closed = watermark.div_euclid(slide_ms as i64) - 1;
+                if self.open.keys().next().is_some_and(|&first| first <= last_closed) {
+                    self.complete_through(last_closed, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_to_pane(&mut self, pane_id: i64, values: &[ColumnValue], ts: Option<i64>, version: Option<&str>, index: Option<u64>) -> Result<()> {
+        if !self.open.contains_key(&pane_id) {
+            let columns = self.empty_columns()?;
+            self.open.insert(
+                pane_id,
+                Pane { id: pane_id, columns, count: 0, min_ts: None, max_ts: None, first_index: None, last_version: None },
+            );
+        }
+        let pane = self.open.get_mut(&pane_id).ok_or_else(|| Error::Internal("pane vanished".into()))?;
+        for (c, v) in pane.columns.iter_mut().zip(values) {
+            c.update(v);
+        }
+        pane.count += 1;
+        if let Some(t) = ts {
+            pane.min_ts = Some(pane.min_ts.map_or(t, |m| m.min(t)));
+            pane.max_ts = Some(pane.max_ts.map_or(t, |m| m.max(t)));
+        }
+        if pane.first_index.is_none() {
+            pane.first_index = index;
+        }
+        if let Some(v) = version {
+            if pane.last_version.as_deref() != Some(v) {
+                pane.last_version = Some(v.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    fn build_baseline(&mut self) -> Result<()> {
+        let rows = std::mem::take(&mut self.baseline);
+        let n = rows.len() as u64;
+        let mut columns: Vec<crate::source::ColumnData> = self
+            .plan
+            .columns
+            .iter()
+            .map(|c| match c.kind {
+                FeatureType::Numeric => crate::source::ColumnData::Numeric(Vec::with_capacity(rows.len())),
+                FeatureType::Categorical => crate::source::ColumnData::Categorical(Vec::with_capacity(rows.len())),
+            })
+            .collect();
+        for row in rows {
+            for (col, v) in columns.iter_mut().zip(row) {
+                match (col, v) {
+                    (crate::source::ColumnData::Numeric(xs), ColumnValue::Number(x)) => xs.push(Some(x)),
+                    (crate::source::ColumnData::Numeric(xs), _) => xs.push(None),
+                    (crate::source::ColumnData::Categorical(xs), ColumnValue::Category(c)) => xs.push(Some(c.into())),
+                    (crate::source::ColumnData::Categorical(xs), _) => xs.push(None),
+                }
+            }
+        }
+        let source = format!("baseline: first {n} events of the stream");
+        self.reference = Some(self.plan.reference_from_columns(n, columns, source)?);
+        Ok(())
+    }
+
+    /// Completes every open pane with id ≤ `last`, in order, evaluating windows.
+    fn complete_through(&mut self, last: i64, out: &mut Outcome) -> Result<()> {
+        let panes = self.plan.window_panes();
+        while let Some((&id, _)) = self.open.iter().next() {
+            if id > last {
+                break;
+            }
+            let pane = self.open.remove(&id).ok_or_else(|| Error::Internal("pane vanished".into()))?;
+            // Time windows: panes without events still occupy their slot.
+            let first = self.next_pane.unwrap_or(id);
+            if id - first >= panes as i64 {
+                self.ring.clear();
+                self.running = None;
+            } else {
+                for gap in first..id {
+                    let empty = Pane {
+                        id: gap,
+                        columns: self.empty_columns()?,
+                        count: 0,
+                        min_ts: None,
+                        max_ts: None,
+                        first_index: None,
+                        last_version: None,
+                    };
+                    self.push_pane(empty, out)?;
+                }
+            }
+            self.push_pane(pane, out)?;
+            self.next_pane = Some(id + 1);
+        }
+        Ok(())
+    }
+
+    fn push_pane(&mut self, pane: Pane, out: &mut Outcome) -> Result<()> {
+        // The oldest pane leaves before the new one enters, so the window
+        // never holds more than its size (the exact store's capacity).
+        if self.ring.len() as u64 >= self.plan.window_panes() {
+            if let (Some(old), Some(running)) = (self.ring.pop_front(), self.running.as_mut()) {
+                for (r, c) in running.iter_mut().zip(&old.columns) {
+                    r.unmerge(c)?;
+                }
+            }
+        }
+        match &mut self.running {
+            Some(running) => {
+                for (r, c) in running.iter_mut().zip(&pane.columns) {
+                    r.merge(c)?;
+                }
+            }
+            None => self.running = Some(pane.columns.clone()),
+        }
+        self.ring.push_back(pane);
+        if self.ring.len() as u64 == self.plan.window_panes() {
+            self.evaluate(out)?;
+        }
+        Ok(())
+    }
+
+    fn bounds(&self) -> WindowBounds {
+        let count = self.ring.iter().map(|p| p.count).sum();
+        match self.plan.window {
+            WindowSpec::Count { slide, panes } => {
+                let last = self.ring.back().map_or(0, |p| p.id) as u64;
+                let end = (last + 1) * slide;
+                WindowBounds {
+                    start_index: Some(end - slide * panes),
+                    end_index: Some(end),
+                    start_ms: self.ring.iter().filter_map(|p| p.min_ts).min(),
+                    end_ms: self.ring.iter().filter_map(|p| p.max_ts).max(),
+                    count,
+                }
+            }
+            WindowSpec::Time { slide_ms, .. } => WindowBounds {
+                start_index: None,
+                end_index: None,
+                start_ms: self.ring.front().map(|p| p.id * slide_ms as i64),
+                end_ms: self.ring.back().map(|p| (p.id + 1) * slide_ms as i64),
+                count,
+            },
+        }
+    }
+
+    /// Evaluates the current window: every detector on every column it applies to.
+    fn evaluate(&mut self, out: &mut Outcome) -> Result<()> {
+        let bounds = self.bounds();
+        if bounds.count == 0 {
+            return Ok(());
+        }
+        self.counters.windows += 1;
+        let version = self.ring.iter().rev().find_map(|p| p.last_version.clone());
+        let reference = self.reference.as_ref().ok_or_else(|| Error::Internal("evaluation before reference".into()))?;
+        let running = self.running.as_mut().ok_or_else(|| Error::Internal("evaluation without window".into()))?;
+        let plan = &self.plan;
+        let first = out.evaluations.len();
+        // Raw results per (detector, column): (value, p, method, bound).
+        let mut results: Vec<Vec<Option<Computed>>> = vec![vec![None; plan.columns.len()]; plan.detectors.len()];
+        for (ci, state) in running.iter_mut().enumerate() {
+            let wanted: Vec<usize> = (0..plan.detectors.len()).filter(|&d| plan.detectors[d].applies[ci]).collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let r = &reference.columns[ci].reference;
+            match (r, state) {
+                (ColumnReference::Numeric { reference }, ColumnState::Numeric(w)) => {
+                    let ks = plan.detectors.iter().find(|d| d.metric == Metric::Ks);
+                    let ks_mode = ks.map_or(KsMode::Auto, |d| d.mode);
+                    let which = NumericStatistics {
+                        ks_method: ks.map_or(KsMethod::Auto, |d| d.p_value_method),
+                        wasserstein: plan.detectors.iter().any(|d| d.metric == Metric::Wasserstein),
+                        exact_ks: ks_mode != KsMode::Sketch,
+                    };
+                    let drift = numeric_drift(reference, w, which);
+                    for &d in &wanted {
+                        results[d][ci] = Some(match &drift {
+                            Err(_) => Computed::insufficient(),
+                            Ok(s) => match plan.detectors[d].metric {
+                                Metric::Psi => Computed::value(s.psi, "histogram"),
+                                Metric::JensenShannon => Computed::value(s.jensen_shannon, "histogram"),
+                                Metric::Hellinger => Computed::value(s.hellinger, "histogram"),
+                                Metric::Wasserstein => match s.wasserstein {
+                                    Some(v) => Computed::value(v, "exact"),
+                                    None => Computed::insufficient(),
+                                },
+                                Metric::Ks => match s.ks {
+                                    KsOutcome::Exact(k) => Computed {
+                                        value: Some(k.statistic),
+                                        p: Some(k.p_value),
+                                        method: if k.method == KsMethod::Exact { "exact" } else { "asymptotic" },
+                                        bound: None,
+                                    },
+                                    KsOutcome::Sketch(k) => Computed {
+                                        value: Some(k.statistic),
+                                        p: Some(k.p_value),
+                                        method: "sketch",
+                                        bound: Some(k.error_bound),
+                                    },
+                                },
+                                _ => Computed::insufficient(),
+                            },
+                        });
+                    }
+                }
+                (ColumnReference::Categorical { counts: rc, .. }, ColumnState::Categorical { counts, .. }) => {
+                    let drift = categorical_drift(rc, counts);
+                    for &d in &wanted {
+                        results[d][ci] = Some(match &drift {
+                            Err(_) => Computed::insufficient(),
+                            Ok(s) => match plan.detectors[d].metric {
+                                Metric::Psi => Computed::value(s.psi, "counts"),
+                                Metric::JensenShannon => Computed::value(s.jensen_shannon, "counts"),
+                                Metric::Hellinger => Computed::value(s.hellinger, "counts"),
+                                Metric::LInfinity => Computed::value(s.l_infinity, "counts"),
+                                Metric::Chi2 => Computed { value: Some(s.chi2.statistic), p: Some(s.chi2.p_value), method: "asymptotic", bound: None },
+                                _ => Computed::insufficient(),
+                            },
+                        });
+                    }
+                }
+                _ => return Err(Error::Internal("reference and window column types differ".into())),
+            }
+        }
+        let reference_rows = reference.rows;
+        let at = match plan.window {
+            WindowSpec::Count { .. } => bounds.end_index.unwrap_or(0) as i64,
+            WindowSpec::Time { .. } => bounds.end_ms.unwrap_or(0),
+        };
+        let now_ms = bounds.end_ms;
+        let mut drifting_columns = vec![false; plan.columns.len()];
+        for (d, det) in plan.detectors.iter().enumerate() {
+            let adjusted = correct(plan.correction, &results[d]);
+            for (ci, col) in plan.columns.iter().enumerate() {
+                let Some(c) = &results[d][ci] else { continue };
+                let p = adjusted[ci];
+                let breach = c.value.is_some_and(|v| {
+                    let by_stat = det.threshold.map(|t| v >= t);
+                    let by_p = det.p_value.zip(p).map(|(t, p)| p < t);
+                    match (by_stat, by_p) {
+                        (Some(a), Some(b)) => a && b,
+                        (Some(a), None) => a && det.p_value.is_none(),
+                        (None, Some(b)) => b,
+                        (None, None) => false,
+                    }
+                });
+                let state = &mut self.states[ci * plan.detectors.len() + d];
+                let key = (&plan.name, col.name.as_str(), det.metric.as_str());
+                let transition = step(state, breach, c.value.is_some(), at, now_ms, plan);
+                let mk = |kind: &'static str, id_suffix: &str, state: &DriftState| DriftEvent {
+                    event_id: event_id(key.0, key.1, key.2, state.episode_start, id_suffix),
+                    kind,
+                    model: plan.name.clone(),
+                    model_version: version.clone(),
+                    feature: col.name.clone(),
+                    metric: det.metric.as_str(),
+                    value: c.value,
+                    threshold: det.threshold,
+                    p_value: p,
+                    p_value_threshold: det.p_value,
+                    window: bounds,
+                    reference_rows,
+                    episode_start: state.episode_start,
+                    detected_at: rfc3339(now_ms),
+                };
+                match transition {
+                    Transition::Drift => out.events.push(mk("drift", "drift", state)),
+                    Transition::Resolved => out.events.push(mk("resolved", "resolved", state)),
+                    Transition::Suppressed => out.suppressed += 1,
+                    Transition::None => {}
+                }
+                drifting_columns[ci] |= state.drifting;
+                out.evaluations.push(Evaluation {
+                    model: plan.name.clone(),
+                    model_version: version.clone(),
+                    feature: col.name.clone(),
+                    kind: if col.is_prediction { "prediction" } else { "feature" },
+                    metric: det.metric.as_str(),
+                    value: c.value,
+                    p_value: p,
+                    p_value_raw: c.p,
+                    threshold: det.threshold,
+                    p_value_threshold: det.p_value,
+                    method: c.method,
+                    error_bound: c.bound,
+                    status: if c.value.is_some() { "ok" } else { "insufficient_data" },
+                    breach,
+                    state: if state.drifting { "drifting" } else { "ok" },
+                    window: bounds,
+                });
+            }
+        }
+        debug_assert!(out.evaluations.len() >= first);
+        if let Some(share) = plan.alerting.dataset_drift_share {
+            let monitored = plan.columns.iter().filter(|c| !c.is_prediction).count().max(1);
+            let drifting = plan.columns.iter().zip(&drifting_columns).filter(|(c, &d)| d && !c.is_prediction).count();
+            let value = drifting as f64 / monitored as f64;
+            let breach = value >= share;
+            let state = &mut self.dataset;
+            // Column states are already debounced: the dataset state follows them directly.
+            let transition = step_with(state, breach, true, at, now_ms, 1, 1, plan.alerting.cooldown.0.as_millis() as i64);
+            let mk = |kind: &'static str, state: &DriftState| DriftEvent {
+                event_id: event_id(&plan.name, "*", "dataset", state.episode_start, kind),
+                kind,
+                model: plan.name.clone(),
+                model_version: version.clone(),
+                feature: "*".into(),
+                metric: "dataset",
+                value: Some(value),
+                threshold: Some(share),
+                p_value: None,
+                p_value_threshold: None,
+                window: bounds,
+                reference_rows,
+                episode_start: state.episode_start,
+                detected_at: rfc3339(now_ms),
+            };
+            match transition {
+                Transition::Drift => out.events.push(mk("drift", state)),
+                Transition::Resolved => out.events.push(mk("resolved", state)),
+                Transition::Suppressed => out.suppressed += 1,
+                Transition::None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// End of bounded input: event-time windows close every pane (the
+    /// watermark moves to +∞); count windows keep an incomplete last pane
+    /// unevaluated.
+    pub fn finish(&mut self, out: &mut Outcome) -> Result<()> {
+        if let WindowSpec::Time { .. } = self.plan.window {
+            if let Some((&last, _)) = self.open.iter().next_back() {
+                self.complete_through(last, out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ModelPlan {
+    /// Panes per window.
+    pub fn window_panes(&self) -> u64 {
+        match self.window {
+            WindowSpec::Count { panes, .. } | WindowSpec::Time { panes, .. } => panes,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Computed {
+    value: Option<f64>,
+    p: Option<f64>,
+    method: &'static str,
+    bound: Option<f64>,
+}
+
+impl Computed {
+    fn value(v: f64, method: &'static str) -> Self {
+        Self { value: Some(v), p: None, method, bound: None }
+    }
+    fn insufficient() -> Self {
+        Self { value: None, p: None, method: "none", bound: None }
+    }
+}
+
+/// Adjusts the p-values of one detector across the model's columns.
+fn correct(correction: Correction, results: &[Option<Computed>]) -> Vec<Option<f64>> {
+    let raw: Vec<Option<f64>> = results.iter().map(|r| r.as_ref().and_then(|c| c.p)).collect();
+    let m = raw.iter().flatten().count() as f64;
+    match correction {
+        Correction::None => raw,
+        Correction::Bonferroni => raw.iter().map(|p| p.map(|p| (p * m).min(1.0))).collect(),
+        Correction::BenjaminiHochberg => {
+            let mut order: Vec<(usize, f64)> = raw.iter().enumerate().filter_map(|(i, p)| p.map(|p| (i, p))).collect();
+            order.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            let mut adjusted = vec![None; raw.len()];
+            let mut running = 1.0f64;
+            for (rank, &(i, p)) in order.iter().enumerate().rev() {
+                running = running.min(p * m / (rank + 1) as f64);
+                adjusted[i] = Some(running.min(1.0));
+            }
+            adjusted
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Transition {
+    None,
+    Drift,
+    Resolved,
+    Suppressed,
+}
+
+fn step(state: &mut DriftState, breach: bool, defined: bool, at: i64, now_ms: Option<i64>, plan: &ModelPlan) -> Transition {
+    let a = &plan.alerting;
+    step_with(state, breach, defined, at, now_ms, a.consecutive, a.recover_after, a.cooldown.0.as_millis() as i64)
+}
+
+/// The debounce / recovery / cooldown state machine.
+///
+/// OK → DRIFTING after `consecutive` breaching evaluations (the episode starts
+/// at the first of them); DRIFTING → OK after `recover_after` clean ones. A
+/// drift event is announced unless a previous drift event of the same key was
+/// announced less than `cooldown_ms` of event time before: then the episode is
+/// tracked (state `drifting`) but neither its drift nor its resolution is sent.
+/// An evaluation without a value (insufficient data) changes nothing.
+#[allow(clippy::too_many_arguments)]
+fn step_with(
+    state: &mut DriftState,
+    breach: bool,
+    defined: bool,
+    at: i64,
+    now_ms: Option<i64>,
+    consecutive: u32,
+    recover_after: u32,
+    cooldown_ms: i64,
+) -> Transition {
+    if !defined {
+        return Transition::None;
+    }
+    if !state.drifting {
+        if !breach {
+            state.breaches = 0;
+            return Transition::None;
+        }
+        if state.breaches == 0 {
+            state.candidate_start = at;
+        }
+        state.breaches += 1;
+        if state.breaches < consecutive {
+            return Transition::None;
+        }
+        state.drifting = true;
+        state.breaches = 0;
+        state.cleans = 0;
+        state.episode_start = state.candidate_start;
+        let cooling = match (state.last_announced_ms, now_ms) {
+            (Some(last), Some(now)) => cooldown_ms > 0 && now - last < cooldown_ms,
+            _ => false,
+        };
+        state.announced = !cooling;
+        if cooling {
+            return Transition::Suppressed;
+        }
+        state.last_announced_ms = now_ms;
+        Transition::Drift
+    } else {
+        if breach {
+            state.cleans = 0;
+            return Transition::None;
+        }
+        state.cleans += 1;
+        if state.cleans < recover_after {
+            return Transition::None;
+        }
+        state.drifting = false;
+        state.cleans = 0;
+        if state.announced {
+            Transition::Resolved
+        } else {
+            Transition::None
+        }
+    }
+}
+
+/// A stable id: the first 16 bytes of SHA-256 over the key and episode start.
+fn event_id(model: &str, feature: &str, metric: &str, episode_start: i64, kind: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [model, feature, metric, kind] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(episode_start.to_le_bytes());
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn rfc3339(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debounce_recovery_and_cooldown() {
+        let mut s = DriftState::default();
+        let run = |s: &mut DriftState, breach: bool, t: i64| step_with(s, breach, true, t, Some(t), 3, 2, 100);
+        assert_eq!(run(&mut s, true, 1), Transition::None);
+        assert_eq!(run(&mut s, true, 2), Transition::None);
+        assert_eq!(run(&mut s, false, 3), Transition::None); // streak broken
+        assert_eq!(run(&mut s, true, 4), Transition::None);
+        assert_eq!(run(&mut s, true, 5), Transition::None);
+        assert_eq!(run(&mut s, true, 6), Transition::Drift);
+        assert_eq!(s.episode_start, 4);
+        assert_eq!(run(&mut s, true, 7), Transition::None); // one event per episode
+        assert_eq!(run(&mut s, false, 8), Transition::None);
+        assert_eq!(run(&mut s, false, 9), Transition::Resolved);
+        // A new episode within the cooldown (100 ms after t=6) is suppressed, with no resolved event either.
+        for t in 10..12 {
+            assert_eq!(run(&mut s, true, t), Transition::None);
+        }
+        assert_eq!(run(&mut s, true, 12), Transition::Suppressed);
+        assert_eq!(run(&mut s, false, 13), Transition::None);
+        assert_eq!(run(&mut s, false, 14), Transition::None);
+        assert!(!s.drifting);
+        // After the cooldown a new episode is announced.
+        for t in 200..202 {
+            run(&mut s, true, t);
+        }
+        assert_eq!(run(&mut s, true, 202), Transition::Drift);
+    }
+
+    #[test]
+    fn insufficient_data_changes_nothing() {
+        let mut s = DriftState::default();
+        assert_eq!(step_with(&mut s, true, true, 1, None, 2, 1, 0), Transition::None);
+        assert_eq!(step_with(&mut s, false, false, 2, None, 2, 1, 0), Transition::None);
+        assert_eq!(step_with(&mut s, true, true, 3, None, 2, 1, 0), Transition::Drift);
+    }
+
+    #[test]
+    fn event_ids_are_stable_and_distinct() {
+        assert_eq!(event_id("m", "f", "ks", 10, "drift"), event_id("m", "f", "ks", 10, "drift"));
+        assert_ne!(event_id("m", "f", "ks", 10, "drift"), event_id("m", "f", "ks", 11, "drift"));
+        assert_ne!(event_id("m", "f", "ks", 10, "drift"), event_id("m", "f", "ks", 10, "resolved"));
+        assert_ne!(event_id("m", "fk", "s", 10, "drift"), event_id("m", "f", "ks", 10, "drift"));
+        assert_eq!(event_id("m", "f", "ks", 10, "drift").len(), 32);
+    }
+
+    #[test]
+    fn benjamini_hochberg_matches_hand_computation() {
+        let c = |p: f64| Some(Computed { value: Some(0.0), p: Some(p), method: "x", bound: None });
+        let r = vec![c(0.01), c(0.04), None, c(0.03)];
+        let adj = correct(Correction::BenjaminiHochberg, &r);
+        // m = 3; sorted 0.01, 0.03, 0.04 → 0.03, 0.04 (min(0.045, 0.04)), 0.04
+        assert!((adj[0].unwrap() - 0.03).abs() < 1e-15);
+        assert!((adj[3].unwrap() - 0.04).abs() < 1e-15);
+        assert!((adj[1].unwrap() - 0.04).abs() < 1e-15);
+        assert_eq!(adj[2], None);
+        let bonf = correct(Correction::Bonferroni, &r);
+        assert!((bonf[1].unwrap() - 0.12).abs() < 1e-15);
+    }
+}

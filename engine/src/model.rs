@@ -1,0 +1,402 @@
+//! A configuration compiled for the hot path: decoder slots, per-model
+//! columns and detectors, and the reference profile each window is compared
+//! with (built from a file through DataFusion, loaded from a profile, or taken
+//! from the stream's first events).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use driftwatch_detectors::binning::BinEdges;
+use driftwatch_detectors::feature::{NumericReference, NumericSketchConfig, NumericWindow};
+use driftwatch_detectors::sketch::{CategoryCounts, Sketch};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    split_path, AlertingConfig, Config, Correction, FeatureType, KsMode, Metric, ModelConfig, WindowSpec, DEFAULT_EXACT_MAX,
+    DEFAULT_MAX_CATEGORIES,
+};
+use crate::decode::DecoderSpec;
+use crate::source::{self, ColumnData, ColumnKind, ColumnRequest, TableSource};
+use crate::{Error, Result};
+
+/// Raw reference values kept for exact KS / Wasserstein.
+pub const REFERENCE_EXACT_MAX: usize = 1_000_000;
+
+/// One monitored column of a model.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// Feature name (or the prediction field).
+    pub name: String,
+    /// Numeric or categorical.
+    pub kind: FeatureType,
+    /// Decoder slot holding its value.
+    pub slot: usize,
+    /// Whether this is the model's prediction rather than an input feature.
+    pub is_prediction: bool,
+    /// Categorical cap.
+    pub max_categories: usize,
+}
+
+/// A detector resolved against the model's columns.
+#[derive(Debug, Clone)]
+pub struct DetectorPlan {
+    /// The statistic.
+    pub metric: Metric,
+    /// Statistic threshold (breach when ≥).
+    pub threshold: Option<f64>,
+    /// p-value threshold (breach when <).
+    pub p_value: Option<f64>,
+    /// KS mode.
+    pub mode: KsMode,
+    /// KS p-value method on raw values.
+    pub p_value_method: driftwatch_detectors::ks::KsMethod,
+    /// Which columns it applies to (indexed like `ModelPlan::columns`).
+    pub applies: Vec<bool>,
+}
+
+/// One model, compiled.
+#[derive(Debug, Clone)]
+pub struct ModelPlan {
+    /// The model's name.
+    pub name: String,
+    /// Pane structure of its window.
+    pub window: WindowSpec,
+    /// Monitored columns: features, then the prediction.
+    pub columns: Vec<Column>,
+    /// Detectors in configuration order.
+    pub detectors: Vec<DetectorPlan>,
+    /// Multiple-testing correction.
+    pub correction: Correction,
+    /// Alerting rules.
+    pub alerting: AlertingConfig,
+    /// Shape of window sketches.
+    pub window_sketch: NumericSketchConfig,
+    /// Shape of reference sketches.
+    pub reference_sketch: NumericSketchConfig,
+    /// First N events as the reference, if configured.
+    pub baseline_events: Option<u64>,
+}
+
+/// The whole configuration, compiled.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What the decoder extracts.
+    pub decoder: DecoderSpec,
+    /// Models in configuration order.
+    pub models: Vec<ModelPlan>,
+    /// Model name → index.
+    pub by_name: HashMap<String, usize>,
+    /// Model of events without a model field.
+    pub default_model: Option<usize>,
+}
+
+impl Plan {
+    /// Compiles a validated configuration.
+    pub fn new(config: &Config) -> Result<Self> {
+        let mut slots: Vec<Vec<String>> = Vec::new();
+        let mut slot_of = |path: Vec<String>| -> usize {
+            if let Some(i) = slots.iter().position(|p| *p == path) {
+                return i;
+            }
+            slots.push(path);
+            slots.len() - 1
+        };
+        let prefix = config.input.features.as_str();
+        let mut models = Vec::new();
+        for m in &config.models {
+            let mut columns = Vec::new();
+            for f in &m.features {
+                let path = match &f.path {
+                    Some(p) => split_path(p),
+                    None if prefix.is_empty() => vec![f.name.clone()],
+                    None => {
+                        let mut p = split_path(prefix);
+                        p.push(f.name.clone());
+                        p
+                    }
+                };
+                columns.push(Column {
+                    name: f.name.clone(),
+                    kind: f.kind,
+                    slot: slot_of(path),
+                    is_prediction: false,
+                    max_categories: f.max_categories.unwrap_or(DEFAULT_MAX_CATEGORIES),
+                });
+            }
+            if let Some(p) = &m.prediction {
+                columns.push(Column {
+                    name: p.field.clone(),
+                    kind: p.kind,
+                    slot: slot_of(split_path(&p.field)),
+                    is_prediction: true,
+                    max_categories: DEFAULT_MAX_CATEGORIES,
+                });
+            }
+            models.push(ModelPlan::new(m, columns)?);
+        }
+        let path = |p: &Option<String>| p.as_deref().map(split_path);
+        let decoder = DecoderSpec {
+            model: path(&config.input.model),
+            model_version: path(&config.input.model_version),
+            prediction_id: path(&config.input.prediction_id),
+            timestamp: path(&config.input.timestamp),
+            slots,
+            max_event_bytes: config.engine.max_event_bytes,
+        };
+        let by_name: HashMap<String, usize> = models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
+        let default_model = config.input.default_model.as_ref().and_then(|d| by_name.get(d).copied());
+        Ok(Self { decoder, models, by_name, default_model })
+    }
+}
+
+impl ModelPlan {
+    fn new(m: &ModelConfig, columns: Vec<Column>) -> Result<Self> {
+        let window = m.window.spec("window").map_err(Error::Config)?;
+        let detectors: Vec<DetectorPlan> = m
+            .detectors
+            .iter()
+            .map(|d| DetectorPlan {
+                metric: d.metric,
+                threshold: d.threshold,
+                p_value: d.p_value,
+                mode: d.mode.unwrap_or_default(),
+                p_value_method: d.p_value_method.unwrap_or(driftwatch_detectors::ks::KsMethod::Auto),
+                applies: columns
+                    .iter()
+                    .map(|c| d.metric.fits(c.kind) && d.features.as_ref().is_none_or(|l| l.contains(&c.name)))
+                    .collect(),
+            })
+            .collect();
+        let raw_needed = m.detectors.iter().any(|d| {
+            (d.metric == Metric::Ks && d.mode != Some(KsMode::Sketch)) || d.metric == Metric::Wasserstein
+        });
+        let exact_max = m
+            .detectors
+            .iter()
+            .filter(|d| matches!(d.metric, Metric::Ks | Metric::Wasserstein))
+            .filter_map(|d| d.exact_max)
+            .max()
+            .unwrap_or(DEFAULT_EXACT_MAX);
+        let window_fits = match window {
+            WindowSpec::Count { slide, panes } => slide * panes <= exact_max as u64,
+            WindowSpec::Time { .. } => false,
+        };
+        let sketch_needed = m.detectors.iter().any(|d| {
+            d.metric == Metric::Ks && (d.mode == Some(KsMode::Sketch) || (d.mode != Some(KsMode::Exact) && !window_fits))
+        });
+        let base = NumericSketchConfig { bins: m.bins(), quantile_sketch: sketch_needed, ..NumericSketchConfig::default() };
+        Ok(Self {
+            name: m.name.clone(),
+            window,
+            columns,
+            detectors,
+            correction: m.correction,
+            alerting: m.alerting.clone(),
+            window_sketch: NumericSketchConfig { exact_capacity: if raw_needed { exact_max } else { 0 }, ..base },
+            reference_sketch: NumericSketchConfig { exact_capacity: if raw_needed { REFERENCE_EXACT_MAX } else { 0 }, ..base },
+            baseline_events: m.reference.baseline_events,
+        })
+    }
+
+    /// Columns to read from a reference table.
+    pub fn column_requests(&self) -> Vec<ColumnRequest> {
+        self.columns
+            .iter()
+            .map(|c| ColumnRequest {
+                name: c.name.clone(),
+                kind: match c.kind {
+                    FeatureType::Numeric => ColumnKind::Numeric,
+                    FeatureType::Categorical => ColumnKind::Categorical,
+                },
+            })
+            .collect()
+    }
+
+    /// Builds the reference from raw column values.
+    pub fn reference_from_columns(&self, rows: u64, columns: Vec<ColumnData>, source: String) -> Result<ModelProfile> {
+        let mut out = Vec::with_capacity(columns.len());
+        for (c, data) in self.columns.iter().zip(columns) {
+            let reference = match (c.kind, data) {
+                (FeatureType::Numeric, ColumnData::Numeric(values)) => {
+                    let finite: Vec<f64> = values.iter().flatten().copied().filter(|x| x.is_finite()).collect();
+                    let edges = BinEdges::from_reference(&finite, self.reference_sketch.bins).map_err(|_| Error::Reference {
+                        model: self.name.clone(),
+                        message: format!("column {:?} has no finite values", c.name),
+                    })?;
+                    let mut w = NumericWindow::new(edges, &self.reference_sketch)?;
+                    values.iter().for_each(|v| w.update(*v));
+                    w.exact.sort();
+                    ColumnReference::Numeric { reference: NumericReference { window: w } }
+                }
+                (FeatureType::Categorical, ColumnData::Categorical(values)) => {
+                    let mut counts = CategoryCounts::new(c.max_categories);
+                    let mut missing = 0;
+                    for v in &values {
+                        match v {
+                            Some(s) => counts.update(s),
+                            None => missing += 1,
+                        }
+                    }
+                    if counts.count() == 0 {
+                        return Err(Error::Reference { model: self.name.clone(), message: format!("column {:?} has no values", c.name) });
+                    }
+                    ColumnReference::Categorical { counts, missing }
+                }
+                _ => return Err(Error::Reference { model: self.name.clone(), message: format!("column {:?} has the wrong type", c.name) }),
+            };
+            out.push(ColumnProfile { name: c.name.clone(), reference });
+        }
+        Ok(ModelProfile { name: self.name.clone(), rows, source, columns: out })
+    }
+
+    /// Reads the reference file of a `path` reference through DataFusion.
+    pub fn reference_from_file(&self, source: &TableSource) -> Result<ModelProfile> {
+        let table = source::read_columns(source, &self.column_requests())?;
+        self.reference_from_columns(table.rows, table.columns, table.description)
+    }
+
+    /// Checks that a loaded profile fits this model (columns, types, binning).
+    pub fn check_profile(&self, p: &ModelProfile) -> Result<()> {
+        let bad = |message: String| Error::Reference { model: self.name.clone(), message };
+        for c in &self.columns {
+            let col = p.columns.iter().find(|x| x.name == c.name).ok_or_else(|| bad(format!("profile lacks column {:?}", c.name)))?;
+            match (&col.reference, c.kind) {
+                (ColumnReference::Numeric { reference }, FeatureType::Numeric) => {
+                    let window = &reference.window;
+                    if window.sketch.is_none() && self.window_sketch.quantile_sketch {
+                        return Err(bad(format!("profile column {:?} has no quantile sketch; rebuild it with this config", c.name)));
+                    }
+                    if window.exact.count() == 0 && self.window_sketch.exact_capacity > 0 {
+                        return Err(bad(format!("profile column {:?} has no raw values for exact KS; rebuild it with this config", c.name)));
+                    }
+                }
+                (ColumnReference::Categorical { .. }, FeatureType::Categorical) => {}
+                _ => return Err(bad(format!("profile column {:?} has another type than configured", c.name))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One column's reference.
+#[allow(clippy::large_enum_variant)] // one per column, built once
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ColumnReference {
+    /// Numeric: edges, histogram, sorted raw values, quantile sketch, moments.
+    Numeric {
+        /// The reference's sketches.
+        reference: NumericReference,
+    },
+    /// Categorical: counts per category.
+    Categorical {
+        /// Counts.
+        counts: CategoryCounts,
+        /// Missing values.
+        missing: u64,
+    },
+}
+
+/// A named column reference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnProfile {
+    /// Column name.
+    pub name: String,
+    /// Its reference.
+    pub reference: ColumnReference,
+}
+
+/// One model's reference profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelProfile {
+    /// Model name.
+    pub name: String,
+    /// Reference rows.
+    pub rows: u64,
+    /// Where it came from.
+    pub source: String,
+    /// Columns.
+    pub columns: Vec<ColumnProfile>,
+}
+
+impl ModelProfile {
+    /// The reference of a column.
+    pub fn column(&self, name: &str) -> Option<&ColumnReference> {
+        self.columns.iter().find(|c| c.name == name).map(|c| &c.reference)
+    }
+}
+
+/// The file written by `driftwatch profile`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Format version ([`PROFILE_VERSION`]).
+    pub version: u32,
+    /// When it was built (RFC 3339, UTC).
+    pub created_at: String,
+    /// One entry per model.
+    pub models: Vec<ModelProfile>,
+}
+
+/// The profile format this build writes and reads.
+pub const PROFILE_VERSION: u32 = 1;
+
+impl Profile {
+    /// Writes the profile as JSON.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        serde_json::to_writer(std::io::BufWriter::new(file), self).map_err(|e| Error::Profile { path: path.to_owned(), message: e.to_string() })
+    }
+
+    /// Reads a profile, refusing other format versions.
+    pub fn load(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let p: Profile = serde_json::from_reader(std::io::BufReader::new(file))
+            .map_err(|e| Error::Profile { path: path.to_owned(), message: e.to_string() })?;
+        let mut p = p;
+        for m in &mut p.models {
+            for c in &mut m.columns {
+                if let ColumnReference::Numeric { reference } = &mut c.reference {
+                    // The sorted flag is not serialized; sorting sorted data is linear.
+                    reference.window.exact.sort();
+                }
+            }
+        }
+        if p.version != PROFILE_VERSION {
+            return Err(Error::Profile {
+                path: path.to_owned(),
+                message: format!("profile version {} (this build reads version {PROFILE_VERSION})", p.version),
+            });
+        }
+        Ok(p)
+    }
+}
+
+/// Builds the reference of every model that has a file or profile reference
+/// (baseline models are built from the stream). `None` for baseline models.
+pub fn build_references(config: &Config, plan: &Plan) -> Result<Vec<Option<ModelProfile>>> {
+    let mut loaded: HashMap<std::path::PathBuf, Profile> = HashMap::new();
+    let mut out = Vec::new();
+    for (m, mp) in config.models.iter().zip(&plan.models) {
+        let r = &m.reference;
+        let profile = if let Some(path) = &r.path {
+            Some(mp.reference_from_file(&TableSource { path: path.clone(), format: r.format, sql: r.sql.clone() })?)
+        } else if let Some(path) = &r.profile {
+            if !loaded.contains_key(path) {
+                loaded.insert(path.clone(), Profile::load(path)?);
+            }
+            let p = loaded[path].models.iter().find(|x| x.name == m.name).cloned().ok_or_else(|| Error::Reference {
+                model: m.name.clone(),
+                message: format!("profile {} has no model {:?}", path.display(), m.name),
+            })?;
+            mp.check_profile(&p)?;
+            Some(p)
+        } else {
+            None
+        };
+        out.push(profile);
+    }
+    Ok(out)
+}

@@ -1,0 +1,458 @@
+//! The pipeline: a reader cuts the input into batches of events, shard
+//! threads decode and type-check them in parallel (shared-nothing, fed by
+//! bounded crossbeam channels), and the window stage applies them to each
+//! model's windows in input order, so results do not depend on the shard
+//! count. `replay` runs it over a file; the live Kafka source reuses the same
+//! stages.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use serde::Serialize;
+
+use crate::config::{Config, FeatureType};
+use crate::decode::{DecodedEvent, Decoder, SlotValue};
+use crate::evaluate::{ColumnValue, ModelCounters, ModelState, Outcome};
+use crate::model::{build_references, Plan};
+use crate::source::{self, FileFormat};
+use crate::{Error, Result};
+
+/// A batch of raw events (one per line) with its position in the input.
+#[derive(Debug)]
+struct Batch {
+    seq: u64,
+    first_line: u64,
+    data: Vec<u8>,
+    ends: Vec<usize>,
+    /// Lines refused by the reader (longer than the limit): (index in batch, original length).
+    oversize: Vec<(usize, usize)>,
+}
+
+impl Batch {
+    fn new(seq: u64, first_line: u64, events: usize) -> Self {
+        Self { seq, first_line, data: Vec::with_capacity(events * 512), ends: Vec::with_capacity(events), oversize: Vec::new() }
+    }
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+    fn push(&mut self, line: &[u8]) {
+        self.data.extend_from_slice(line);
+        self.ends.push(self.data.len());
+    }
+    fn line(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.data[start..self.ends[i]]
+    }
+}
+
+/// An event the engine could not fully use, with the reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    /// 1-based line (or row) number in the input.
+    pub line: u64,
+    /// Closed set: the decoder's reasons, `unknown_model`, `missing_model`, `wrong_type`.
+    pub reason: &'static str,
+    /// A short description (never the payload).
+    pub detail: String,
+    /// The original payload (lossy UTF-8; oversize payloads cut at the limit).
+    pub payload: String,
+    /// Whether the rest of the event was still used (`wrong_type` on one feature).
+    pub partially_used: bool,
+}
+
+#[derive(Debug)]
+struct DecodedRow {
+    model: usize,
+    ts: Option<i64>,
+    version: Option<Box<str>>,
+    values: Vec<ColumnValue>,
+}
+
+#[derive(Debug)]
+struct Decoded {
+    seq: u64,
+    rows: Vec<DecodedRow>,
+    dead: Vec<DeadLetter>,
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// Input lines (events) read.
+    pub events_read: u64,
+    /// Events applied to a model (windows or baseline).
+    pub events_applied: u64,
+    /// Dead letters per reason.
+    pub dead_letters: BTreeMap<&'static str, u64>,
+    /// Per model counters.
+    pub models: BTreeMap<String, ModelCounters>,
+    /// Evaluation records written.
+    pub evaluations: u64,
+    /// Drift events.
+    pub drift_events: u64,
+    /// Resolved events.
+    pub resolved_events: u64,
+    /// Episodes suppressed by the cooldown.
+    pub suppressed: u64,
+    /// Shards used.
+    pub shards: usize,
+    /// Wall time in seconds.
+    pub elapsed_seconds: f64,
+    /// Events read per second.
+    pub events_per_second: f64,
+    /// Bytes held by window sketches at the end.
+    pub sketch_bytes: u64,
+    /// Peak resident memory of the process (Linux `VmHWM`), if known.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Where replay writes.
+#[derive(Default)]
+pub struct Outputs {
+    /// One JSON line per evaluation.
+    pub evaluations: Option<Box<dyn Write + Send>>,
+    /// One JSON line per drift / resolved event.
+    pub events: Option<Box<dyn Write + Send>>,
+    /// One JSON line per dead letter.
+    pub dead_letter: Option<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outputs").finish_non_exhaustive()
+    }
+}
+
+/// Opens a file for writing, `-` for stdout.
+pub fn create_output(path: &Path) -> Result<Box<dyn Write + Send>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::BufWriter::new(std::io::stdout())));
+    }
+    let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    Ok(Box::new(std::io::BufWriter::with_capacity(1 << 16, f)))
+}
+
+fn write_line<T: Serialize>(w: &mut Option<Box<dyn Write + Send>>, value: &T, what: &str) -> Result<()> {
+    if let Some(w) = w {
+        serde_json::to_writer(&mut *w, value).map_err(|e| Error::io(Path::new(what), std::io::Error::other(e)))?;
+        w.write_all(b"\n").map_err(|e| Error::io(Path::new(what), e))?;
+    }
+    Ok(())
+}
+
+/// Decodes and type-checks one batch (runs on a shard thread).
+fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratch: &mut DecodedEvent<'static>) -> Decoded {
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut dead = Vec::new();
+    let mut event = std::mem::take(scratch);
+    let oversize: HashMap<usize, usize> = batch.oversize.iter().copied().collect();
+    for i in 0..batch.len() {
+        let bytes = batch.line(i);
+        let line = batch.first_line + i as u64 + 1;
+        let dead_letter = |reason: &'static str, detail: String, partially_used: bool| DeadLetter {
+            line,
+            reason,
+            detail,
+            payload: String::from_utf8_lossy(bytes).into_owned(),
+            partially_used,
+        };
+        if let Some(len) = oversize.get(&i) {
+            dead.push(dead_letter("oversize", format!("{len} bytes, limit {}", plan.decoder.max_event_bytes), false));
+            continue;
+        }
+        let mut ev = event.recycle();
+        if let Err(e) = decoder.decode(bytes, &mut ev) {
+            dead.push(dead_letter(e.reason().as_str(), e.to_string(), false));
+            event = ev.recycle();
+            continue;
+        }
+        let model = match ev.model.as_deref() {
+            Some(name) => match plan.by_name.get(name) {
+                Some(&m) => Some(m),
+                None => {
+                    let mut shown: String = name.chars().take(64).collect();
+                    if shown.len() < name.len() {
+                        shown.push('…');
+                    }
+                    dead.push(dead_letter("unknown_model", format!("model {shown:?} is not configured"), false));
+                    None
+                }
+            },
+            None => match plan.default_model {
+                Some(m) => Some(m),
+                None => {
+                    dead.push(dead_letter("missing_model", "the event has no model field".into(), false));
+                    None
+                }
+            },
+        };
+        if let Some(m) = model {
+            let mp = &plan.models[m];
+            let mut wrong: Vec<&str> = Vec::new();
+            let values = mp
+                .columns
+                .iter()
+                .map(|c| match (c.kind, &ev.values[c.slot]) {
+                    (_, SlotValue::Missing | SlotValue::Null) => ColumnValue::Missing,
+                    (FeatureType::Numeric, SlotValue::Number(x)) => ColumnValue::Number(*x),
+                    (FeatureType::Categorical, SlotValue::Text(t)) => ColumnValue::Category(t.as_ref().into()),
+                    (FeatureType::Categorical, SlotValue::Bool(b)) => ColumnValue::Category(if *b { "true" } else { "false" }.into()),
+                    (FeatureType::Categorical, SlotValue::Number(x)) => ColumnValue::Category(number_category(*x).into()),
+                    _ => {
+                        wrong.push(&c.name);
+                        ColumnValue::Missing
+                    }
+                })
+                .collect();
+            if !wrong.is_empty() {
+                dead.push(dead_letter("wrong_type", format!("unexpected type for {}", wrong.join(", ")), true));
+            }
+            rows.push(DecodedRow {
+                model: m,
+                ts: ev.timestamp_ms,
+                version: ev.model_version.as_deref().map(Into::into),
+                values,
+            });
+        }
+        event = ev.recycle();
+    }
+    *scratch = event;
+    Decoded { seq: batch.seq, rows, dead }
+}
+
+fn number_category(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Reads JSONL line by line into batches; a line longer than `max` is cut
+/// there, the rest skipped, and the event marked oversize (bounded memory
+/// whatever the input).
+fn read_jsonl(path: &Path, batch_events: usize, max: usize, mut send: impl FnMut(Batch) -> Result<()>) -> Result<u64> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let (mut seq, mut lines) = (0u64, 0u64);
+    let mut batch = Batch::new(seq, 0, batch_events);
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        line.clear();
+        let mut total = 0usize;
+        let mut ended = false;
+        loop {
+            let buf = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+            if buf.is_empty() {
+                break;
+            }
+            let (chunk, found) = match memchr(buf) {
+                Some(i) => (&buf[..i], true),
+                None => (buf, false),
+            };
+            let room = max.saturating_add(1).saturating_sub(line.len());
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            total += chunk.len();
+            let used = chunk.len() + usize::from(found);
+            reader.consume(used);
+            if found {
+                ended = true;
+                break;
+            }
+        }
+        if total == 0 && !ended {
+            break; // end of file
+        }
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        if line.iter().all(u8::is_ascii_whitespace) && total <= max {
+            if !ended {
+                break;
+            }
+            lines += 1;
+            continue; // blank lines are not events
+        }
+        if total > max {
+            line.truncate(max);
+            batch.oversize.push((batch.len(), total));
+        }
+        batch.push(&line);
+        lines += 1;
+        if batch.len() >= batch_events {
+            seq += 1;
+            send(std::mem::replace(&mut batch, Batch::new(seq, lines, batch_events)))?;
+        }
+        if !ended {
+            break;
+        }
+    }
+    if batch.len() > 0 {
+        send(batch)?;
+    }
+    Ok(lines)
+}
+
+fn memchr(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+/// Input file kinds replay reads.
+pub fn input_format(path: &Path) -> Result<FileFormat> {
+    Ok(FileFormat::from_path(path)?)
+}
+
+/// Replays a file through the engine: every evaluation, drift event and dead
+/// letter is written to `outputs`. The same input gives byte-identical
+/// output whatever the shard count.
+pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Option<usize>) -> Result<Report> {
+    let started = Instant::now();
+    let plan = Arc::new(Plan::new(config)?);
+    let decoder = Arc::new(Decoder::new(&plan.decoder)?);
+    let references = build_references(config, &plan)?;
+    let mut models: Vec<ModelState> =
+        plan.models.iter().cloned().zip(references).map(|(p, r)| ModelState::new(p, r)).collect();
+    let shard_count = shards.unwrap_or_else(|| config.engine.shard_count()).max(1);
+    let format = input_format(input)?;
+    let batch_events = config.engine.batch_events;
+    let max = config.engine.max_event_bytes;
+
+    let (done_tx, done_rx) = bounded::<Decoded>(shard_count * config.engine.queue_batches);
+    let mut shard_txs: Vec<Sender<Batch>> = Vec::with_capacity(shard_count);
+    let mut handles = Vec::with_capacity(shard_count);
+    for i in 0..shard_count {
+        let (tx, rx): (Sender<Batch>, Receiver<Batch>) = bounded(config.engine.queue_batches);
+        shard_txs.push(tx);
+        let (plan, decoder, done) = (Arc::clone(&plan), Arc::clone(&decoder), done_tx.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("driftwatch-shard-{i}"))
+            .spawn(move || {
+                let mut scratch = DecodedEvent::new();
+                for batch in rx {
+                    if done.send(decode_batch(&batch, &decoder, &plan, &mut scratch)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start shard thread: {e}")))?;
+        handles.push(handle);
+    }
+    drop(done_tx);
+
+    let input_path: PathBuf = input.to_owned();
+    let reader = std::thread::Builder::new()
+        .name("driftwatch-reader".into())
+        .spawn(move || -> Result<u64> {
+            let send = |b: Batch| {
+                let shard = (b.seq % shard_txs.len() as u64) as usize;
+                shard_txs[shard].send(b).map_err(|_| Error::Internal("shard stopped".into()))
+            };
+            match format {
+                FileFormat::Json => read_jsonl(&input_path, batch_events, max, send),
+                FileFormat::Csv | FileFormat::Parquet => {
+                    let (mut seq, mut lines) = (0u64, 0u64);
+                    let mut batch = Batch::new(0, 0, batch_events);
+                    source::for_each_json_row(&input_path, format, |row: &[u8]| -> Result<()> {
+                        if row.len() > max {
+                            batch.oversize.push((batch.len(), row.len()));
+                            batch.push(&row[..max]);
+                        } else {
+                            batch.push(row);
+                        }
+                        lines += 1;
+                        if batch.len() >= batch_events {
+                            seq += 1;
+                            send(std::mem::replace(&mut batch, Batch::new(seq, lines, batch_events)))?;
+                        }
+                        Ok(())
+                    })?;
+                    if batch.len() > 0 {
+                        send(batch)?;
+                    }
+                    Ok(lines)
+                }
+            }
+        })
+        .map_err(|e| Error::Internal(format!("cannot start reader thread: {e}")))?;
+
+    // The window stage: apply batches in input order.
+    let mut report = Report { shards: shard_count, ..Report::default() };
+    let mut pending: BTreeMap<u64, Decoded> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut outcome = Outcome::default();
+    let mut result: Result<()> = Ok(());
+    for decoded in done_rx.iter() {
+        pending.insert(decoded.seq, decoded);
+        while let Some(d) = pending.remove(&next) {
+            next += 1;
+            if result.is_ok() {
+                result = apply_batch(d, &mut models, &mut outputs, &mut outcome, &mut report);
+            }
+        }
+        if result.is_err() {
+            break;
+        }
+    }
+    drop(done_rx);
+    let lines = reader.join().map_err(|_| Error::Internal("reader thread panicked".into()))?;
+    for h in handles {
+        h.join().map_err(|_| Error::Internal("shard thread panicked".into()))?;
+    }
+    result?;
+    report.events_read = lines?;
+    for m in &mut models {
+        m.finish(&mut outcome)?;
+    }
+    flush_outcome(&mut outcome, &mut outputs, &mut report)?;
+    for w in [&mut outputs.evaluations, &mut outputs.events, &mut outputs.dead_letter].into_iter().flatten() {
+        w.flush().map_err(|e| Error::io(Path::new("output"), e))?;
+    }
+    for m in &models {
+        report.models.insert(m.plan().name.clone(), m.counters);
+        report.sketch_bytes += m.size_bytes() as u64;
+    }
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    report.events_per_second = report.events_read as f64 / report.elapsed_seconds.max(1e-9);
+    report.peak_rss_bytes = peak_rss_bytes();
+    Ok(report)
+}
+
+fn apply_batch(d: Decoded, models: &mut [ModelState], outputs: &mut Outputs, outcome: &mut Outcome, report: &mut Report) -> Result<()> {
+    for dl in &d.dead {
+        *report.dead_letters.entry(dl.reason).or_default() += 1;
+        write_line(&mut outputs.dead_letter, dl, "dead letter output")?;
+    }
+    for row in d.rows {
+        models[row.model].apply(row.values, row.ts, row.version.as_deref(), outcome)?;
+        report.events_applied += 1;
+    }
+    flush_outcome(outcome, outputs, report)
+}
+
+fn flush_outcome(outcome: &mut Outcome, outputs: &mut Outputs, report: &mut Report) -> Result<()> {
+    for e in outcome.evaluations.drain(..) {
+        write_line(&mut outputs.evaluations, &e, "evaluation output")?;
+        report.evaluations += 1;
+    }
+    for e in outcome.events.drain(..) {
+        match e.kind {
+            "drift" => report.drift_events += 1,
+            _ => report.resolved_events += 1,
+        }
+        write_line(&mut outputs.events, &e, "event output")?;
+    }
+    report.suppressed += std::mem::take(&mut outcome.suppressed);
+    Ok(())
+}
+
+/// Peak resident set size of this process (Linux), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
