@@ -1,2 +1,3 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod detectors;
+mod engine;
