@@ -284,61 +284,41 @@ impl WindowConfig {
     /// Checks the window and returns its pane structure.
     pub fn spec(&self, path: &str) -> Result<WindowSpec, ConfigError> {
         let ms = |d: Duration| d.as_millis() as u64;
-        match (self.events, self.duration) {
-            (Some(_), Some(_)) => Err(invalid(path, "set either `events` or `duration`, not both")),
-            (None, None) => Err(invalid(path, "set `events` (count-based) or `duration` (event-time)")),
-            (Some(size), None) => {
-                if self.allowed_lateness.is_some() {
-                    return Err(invalid(format!("{path}.allowed_lateness"), "only event-time windows (`duration`) take a lateness"));
-                }
-                if size == 0 {
-                    return Err(invalid(format!("{path}.events"), "must be at least 1"));
-                }
-                let slide = match (self.kind, self.slide) {
-                    (WindowType::Tumbling, None) => size,
-                    (WindowType::Tumbling, Some(_)) => {
-                        return Err(invalid(format!("{path}.slide"), "tumbling windows have no slide"))
-                    }
-                    (WindowType::Sliding, Some(Extent::Events(s))) => s,
-                    (WindowType::Sliding, Some(Extent::Duration(_))) => {
-                        return Err(invalid(format!("{path}.slide"), "a count-based window slides by a number of events"))
-                    }
-                    (WindowType::Sliding, None) => return Err(invalid(format!("{path}.slide"), "sliding windows need `slide`")),
-                };
-                if slide == 0 || size % slide != 0 {
-                    return Err(invalid(format!("{path}.slide"), format!("must divide the window size {size} (and be ≥ 1)")));
-                }
-                if size / slide > 1000 {
-                    return Err(invalid(format!("{path}.slide"), "at most 1000 slides per window"));
-                }
-                Ok(WindowSpec::Count { slide, panes: size / slide })
-            }
-            (None, Some(HumanDuration(d))) => {
-                let size = ms(d);
-                if size == 0 {
-                    return Err(invalid(format!("{path}.duration"), "must be at least 1ms"));
-                }
-                let slide = match (self.kind, self.slide) {
-                    (WindowType::Tumbling, None) => size,
-                    (WindowType::Tumbling, Some(_)) => {
-                        return Err(invalid(format!("{path}.slide"), "tumbling windows have no slide"))
-                    }
-                    (WindowType::Sliding, Some(Extent::Duration(s))) => ms(s),
-                    (WindowType::Sliding, Some(Extent::Events(_))) => {
-                        return Err(invalid(format!("{path}.slide"), "an event-time window slides by a duration such as \"1m\""))
-                    }
-                    (WindowType::Sliding, None) => return Err(invalid(format!("{path}.slide"), "sliding windows need `slide`")),
-                };
-                if slide == 0 || size % slide != 0 {
-                    return Err(invalid(format!("{path}.slide"), "must divide the window duration"));
-                }
-                if size / slide > 1000 {
-                    return Err(invalid(format!("{path}.slide"), "at most 1000 slides per window"));
-                }
-                let lateness_ms = self.allowed_lateness.map_or(0, |d| ms(d.0));
-                Ok(WindowSpec::Time { slide_ms: slide, panes: size / slide, lateness_ms })
-            }
+        let (size, by_time) = match (self.events, self.duration) {
+            (Some(_), Some(_)) => return Err(invalid(path, "set either `events` or `duration`, not both")),
+            (None, None) => return Err(invalid(path, "set `events` (count-based) or `duration` (event-time)")),
+            (Some(n), None) => (n, false),
+            (None, Some(HumanDuration(d))) => (ms(d), true),
+        };
+        let size_key = if by_time { "duration" } else { "events" };
+        if size == 0 {
+            return Err(invalid(format!("{path}.{size_key}"), if by_time { "must be at least 1ms" } else { "must be at least 1" }));
         }
+        if !by_time && self.allowed_lateness.is_some() {
+            return Err(invalid(format!("{path}.allowed_lateness"), "only event-time windows (`duration`) take a lateness"));
+        }
+        let slide = match (self.kind, self.slide) {
+            (WindowType::Tumbling, None) => size,
+            (WindowType::Tumbling, Some(_)) => return Err(invalid(format!("{path}.slide"), "tumbling windows have no slide")),
+            (WindowType::Sliding, None) => return Err(invalid(format!("{path}.slide"), "sliding windows need `slide`")),
+            (WindowType::Sliding, Some(Extent::Events(s))) if !by_time => s,
+            (WindowType::Sliding, Some(Extent::Duration(d))) if by_time => ms(d),
+            (WindowType::Sliding, Some(_)) => {
+                let want = if by_time { "an event-time window slides by a duration such as \"1m\"" } else { "a count-based window slides by a number of events" };
+                return Err(invalid(format!("{path}.slide"), want));
+            }
+        };
+        if slide == 0 || size % slide != 0 {
+            return Err(invalid(format!("{path}.slide"), format!("must be at least 1 and divide the window {size_key} ({size})")));
+        }
+        if size / slide > 1000 {
+            return Err(invalid(format!("{path}.slide"), "at most 1000 slides per window"));
+        }
+        Ok(if by_time {
+            WindowSpec::Time { slide_ms: slide, panes: size / slide, lateness_ms: self.allowed_lateness.map_or(0, |d| ms(d.0)) }
+        } else {
+            WindowSpec::Count { slide, panes: size / slide }
+        })
     }
 }
 

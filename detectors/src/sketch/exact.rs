@@ -101,14 +101,9 @@ impl ExactSample {
         crate::distance::wasserstein_sorted(&self.values, &current.values)
     }
 
-    /// Removes a batch of values in one pass: O(n + k log k).
-    pub fn retract_batch(&mut self, values: &[f64]) -> Result<()> {
-        let mut gone: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        let invalid = (values.len() - gone.len()) as u64;
-        if invalid > self.invalid {
-            return Err(Error::NotHeld { kind: Self::KIND });
-        }
-        gone.sort_unstable_by(f64::total_cmp);
+    /// Removes the multiset `gone` (ascending) in one merge pass; nothing
+    /// changes if some value is not held.
+    fn remove_sorted(&mut self, gone: &[f64]) -> Result<()> {
         self.sort();
         let mut kept = Vec::with_capacity(self.values.len().saturating_sub(gone.len()));
         let mut g = gone.iter().peekable();
@@ -123,6 +118,18 @@ impl ExactSample {
             return Err(Error::NotHeld { kind: Self::KIND });
         }
         self.values = kept;
+        Ok(())
+    }
+
+    /// Removes a batch of values in one pass: O(n + k log k).
+    pub fn retract_batch(&mut self, values: &[f64]) -> Result<()> {
+        let mut gone: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        let invalid = (values.len() - gone.len()) as u64;
+        if invalid > self.invalid {
+            return Err(Error::NotHeld { kind: Self::KIND });
+        }
+        gone.sort_unstable_by(f64::total_cmp);
+        self.remove_sorted(&gone)?;
         self.invalid -= invalid;
         Ok(())
     }
@@ -206,20 +213,7 @@ impl Sketch for ExactSample {
         }
         let mut gone = other.values.clone();
         gone.sort_unstable_by(f64::total_cmp);
-        self.sort();
-        let mut kept = Vec::with_capacity(self.values.len().saturating_sub(gone.len()));
-        let mut g = gone.iter().peekable();
-        for &v in &self.values {
-            if g.peek().is_some_and(|&&x| x.total_cmp(&v).is_eq()) {
-                g.next();
-            } else {
-                kept.push(v);
-            }
-        }
-        if g.next().is_some() {
-            return Err(Error::NotHeld { kind: Self::KIND });
-        }
-        self.values = kept;
+        self.remove_sorted(&gone)?;
         self.overflow -= other.overflow;
         self.invalid -= other.invalid;
         Ok(())
