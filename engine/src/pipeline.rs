@@ -25,21 +25,29 @@ use crate::{Error, Result};
 #[derive(Debug)]
 struct Batch {
     seq: u64,
-    first_line: u64,
     data: Vec<u8>,
+    /// 1-based input line (or row) number of each event.
+    numbers: Vec<u64>,
     ends: Vec<usize>,
     /// Lines refused by the reader (longer than the limit): (index in batch, original length).
     oversize: Vec<(usize, usize)>,
 }
 
 impl Batch {
-    fn new(seq: u64, first_line: u64, events: usize) -> Self {
-        Self { seq, first_line, data: Vec::with_capacity(events * 512), ends: Vec::with_capacity(events), oversize: Vec::new() }
+    fn new(seq: u64, events: usize) -> Self {
+        Self {
+            seq,
+            data: Vec::with_capacity(events * 512),
+            numbers: Vec::with_capacity(events),
+            ends: Vec::with_capacity(events),
+            oversize: Vec::new(),
+        }
     }
     fn len(&self) -> usize {
         self.ends.len()
     }
-    fn push(&mut self, line: &[u8]) {
+    fn push(&mut self, line: &[u8], number: u64) {
+        self.numbers.push(number);
         self.data.extend_from_slice(line);
         self.ends.push(self.data.len());
     }
@@ -152,7 +160,7 @@ fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratch: &mut Dec
     let oversize: HashMap<usize, usize> = batch.oversize.iter().copied().collect();
     for i in 0..batch.len() {
         let bytes = batch.line(i);
-        let line = batch.first_line + i as u64 + 1;
+        let line = batch.numbers[i];
         let dead_letter = |reason: &'static str, detail: String, partially_used: bool| DeadLetter {
             line,
             reason,
@@ -239,7 +247,7 @@ fn read_jsonl(path: &Path, batch_events: usize, max: usize, mut send: impl FnMut
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let (mut seq, mut lines) = (0u64, 0u64);
-    let mut batch = Batch::new(seq, 0, batch_events);
+    let mut batch = Batch::new(seq, batch_events);
     let mut line: Vec<u8> = Vec::new();
     loop {
         line.clear();
@@ -281,11 +289,11 @@ fn read_jsonl(path: &Path, batch_events: usize, max: usize, mut send: impl FnMut
             line.truncate(max);
             batch.oversize.push((batch.len(), total));
         }
-        batch.push(&line);
         lines += 1;
+        batch.push(&line, lines);
         if batch.len() >= batch_events {
             seq += 1;
-            send(std::mem::replace(&mut batch, Batch::new(seq, lines, batch_events)))?;
+            send(std::mem::replace(&mut batch, Batch::new(seq, batch_events)))?;
         }
         if !ended {
             break;
@@ -355,18 +363,18 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
                 FileFormat::Json => read_jsonl(&input_path, batch_events, max, send),
                 FileFormat::Csv | FileFormat::Parquet => {
                     let (mut seq, mut lines) = (0u64, 0u64);
-                    let mut batch = Batch::new(0, 0, batch_events);
+                    let mut batch = Batch::new(0, batch_events);
                     source::for_each_json_row(&input_path, format, |row: &[u8]| -> Result<()> {
+                        lines += 1;
                         if row.len() > max {
                             batch.oversize.push((batch.len(), row.len()));
-                            batch.push(&row[..max]);
+                            batch.push(&row[..max], lines);
                         } else {
-                            batch.push(row);
+                            batch.push(row, lines);
                         }
-                        lines += 1;
                         if batch.len() >= batch_events {
                             seq += 1;
-                            send(std::mem::replace(&mut batch, Batch::new(seq, lines, batch_events)))?;
+                            send(std::mem::replace(&mut batch, Batch::new(seq, batch_events)))?;
                         }
                         Ok(())
                     })?;

@@ -257,6 +257,9 @@ fn bad_input_is_dead_lettered_counted_and_good_data_kept() {
     let (report, _, _, dead) = run(&config, &input, 2);
     let reasons: Vec<String> = lines(&dead).iter().map(|d| d["reason"].as_str().unwrap().to_owned()).collect();
     assert_eq!(reasons, ["malformed_json", "unknown_model", "not_an_object", "oversize", "wrong_type", "missing_model", "bad_timestamp"]);
+    // Line numbers count every input line, blank ones included.
+    let numbers: Vec<u64> = lines(&dead).iter().map(|d| d["line"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [12, 23, 34, 45, 56, 67, 89]);
     let wrong = &lines(&dead)[4];
     assert_eq!(wrong["partially_used"], true);
     assert!(wrong["payload"].as_str().unwrap().contains("high"));
