@@ -392,7 +392,13 @@ pub fn build_references(config: &Config, plan: &Plan) -> Result<Vec<Option<Model
                 message: format!("profile {} has no model {:?}", path.display(), m.name),
             })?;
             mp.check_profile(&p)?;
-            Some(p)
+            // Windows index reference columns by position: follow the plan's order.
+            let columns = mp
+                .columns
+                .iter()
+                .filter_map(|c| p.columns.iter().find(|x| x.name == c.name).cloned())
+                .collect();
+            Some(ModelProfile { columns, ..p })
         } else {
             None
         };
