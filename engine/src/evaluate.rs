@@ -72,6 +72,12 @@ impl ColumnState {
         Ok(())
     }
 
+    /// Whether the raw-value store dropped values at its capacity (then it
+    /// cannot be unmerged exactly and the window is rebuilt from its panes).
+    fn exact_incomplete(&self) -> bool {
+        matches!(self, ColumnState::Numeric(w) if w.exact.overflow() > 0)
+    }
+
     fn size_bytes(&self) -> usize {
         match self {
             ColumnState::Numeric(w) => w.size_bytes(),
@@ -424,22 +430,42 @@ impl ModelState {
     fn push_pane(&mut self, pane: Pane, out: &mut Outcome) -> Result<()> {
         // The oldest pane leaves before the new one enters, so the window
         // never holds more than its size (the exact store's capacity).
-        if self.ring.len() as u64 >= self.plan.window_panes() {
-            if let (Some(old), Some(running)) = (self.ring.pop_front(), self.running.as_mut()) {
-                for (r, c) in running.iter_mut().zip(&old.columns) {
-                    r.unmerge(c)?;
-                }
+        let full = self.ring.len() as u64 >= self.plan.window_panes();
+        let incomplete = self.running.as_ref().is_some_and(|r| r.iter().any(ColumnState::exact_incomplete));
+        if incomplete {
+            // A window larger than the exact store dropped raw values, so it
+            // cannot unmerge exactly: rebuild it from its panes (the store then
+            // fills up to its capacity again and KS uses the bounded sketch).
+            if full {
+                self.ring.pop_front();
             }
-        }
-        match &mut self.running {
-            Some(running) => {
-                for (r, c) in running.iter_mut().zip(&pane.columns) {
+            self.ring.push_back(pane);
+            let mut panes = self.ring.iter();
+            let mut running = panes.next().map(|p| p.columns.clone()).unwrap_or_default();
+            for p in panes {
+                for (r, c) in running.iter_mut().zip(&p.columns) {
                     r.merge(c)?;
                 }
             }
-            None => self.running = Some(pane.columns.clone()),
+            self.running = Some(running);
+        } else {
+            if full {
+                if let (Some(old), Some(running)) = (self.ring.pop_front(), self.running.as_mut()) {
+                    for (r, c) in running.iter_mut().zip(&old.columns) {
+                        r.unmerge(c)?;
+                    }
+                }
+            }
+            match &mut self.running {
+                Some(running) => {
+                    for (r, c) in running.iter_mut().zip(&pane.columns) {
+                        r.merge(c)?;
+                    }
+                }
+                None => self.running = Some(pane.columns.clone()),
+            }
+            self.ring.push_back(pane);
         }
-        self.ring.push_back(pane);
         if self.ring.len() as u64 == self.plan.window_panes() {
             self.evaluate(out)?;
         }

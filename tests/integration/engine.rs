@@ -360,3 +360,31 @@ fn csv_input_gives_the_same_evaluations_as_jsonl() {
     assert!(de_csv == de_json);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A sliding event-time window holding more values than the exact store keeps
+/// falls back to the bounded sketch for KS and keeps sliding (regression: the
+/// overflowed store could not be unmerged).
+#[test]
+fn event_time_window_larger_than_the_exact_store_keeps_sliding() {
+    let dir = temp_dir("overflow");
+    let input = dir.join("input.jsonl");
+    let mut text = String::new();
+    for i in 0..6000i64 {
+        let x = (i % 97) as f64 + if i > 3000 { 40.0 } else { 0.0 };
+        text.push_str(&format!("{{\"model\":\"m\",\"timestamp\":{},\"features\":{{\"x\":{x},\"c\":\"a\"}}}}\n", i * 10));
+    }
+    std::fs::write(&input, text).unwrap();
+    let yaml = BASE
+        .replace("{ type: tumbling, events: 100 }", "{ type: sliding, duration: 10s, slide: 2s }")
+        .replace("{ metric: psi, threshold: 0.2 }", "{ metric: psi, threshold: 0.2 }\n      - { metric: ks, threshold: 0.2, exact_max: 600, features: [x] }");
+    let config = Config::from_yaml(&yaml).unwrap();
+    let (report, evaluations, _, _) = run(&config, &input, 2);
+    assert!(report.models["m"].windows > 10);
+    let methods: HashSet<String> = lines(&evaluations)
+        .iter()
+        .filter(|e| e["metric"] == "ks")
+        .map(|e| e["method"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(methods.contains("sketch"), "{methods:?}");
+    std::fs::remove_dir_all(dir).ok();
+}
