@@ -507,7 +507,6 @@ impl ModelState {
         let reference = self.reference.as_ref().ok_or_else(|| Error::Internal("evaluation before reference".into()))?;
         let running = self.running.as_mut().ok_or_else(|| Error::Internal("evaluation without window".into()))?;
         let plan = &self.plan;
-        let first = out.evaluations.len();
         // Raw results per (detector, column): (value, p, method, bound).
         let mut results: Vec<Vec<Option<Computed>>> = vec![vec![None; plan.columns.len()]; plan.detectors.len()];
         for (ci, state) in running.iter_mut().enumerate() {
@@ -643,7 +642,6 @@ impl ModelState {
                 });
             }
         }
-        debug_assert!(out.evaluations.len() >= first);
         if let Some(share) = plan.alerting.dataset_drift_share {
             let monitored = plan.columns.iter().filter(|c| !c.is_prediction).count().max(1);
             let drifting = plan.columns.iter().zip(&drifting_columns).filter(|(c, &d)| d && !c.is_prediction).count();

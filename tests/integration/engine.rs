@@ -10,7 +10,7 @@ use driftwatch_detectors::binning::BinEdges;
 use driftwatch_detectors::categorical::categorical_drift;
 use driftwatch_detectors::ks::{ks_2samp, KsMethod};
 use driftwatch_detectors::sketch::{CategoryCounts, FixedHistogram, Sketch};
-use driftwatch_engine::config::{Config, ConfigError};
+use driftwatch_engine::config::Config;
 use driftwatch_engine::model::Plan;
 use driftwatch_engine::pipeline::{replay, Outputs, Report};
 use serde_json::Value;
@@ -117,7 +117,6 @@ fn missing_reference_file_and_column_are_refused_at_startup() {
     let err = driftwatch_engine::model::build_references(&c, &Plan::new(&c).unwrap()).unwrap_err().to_string();
     assert!(err.contains('c') && err.contains("other"), "missing column should list the available ones: {err}");
     std::fs::remove_dir_all(dir).ok();
-    let _: Option<ConfigError> = None;
 }
 
 /// The golden scenario: drift on f0 and c0 between events 3000 and 5500.
