@@ -6,6 +6,7 @@
 //! debounce — is deterministic whatever the shard count.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 
 use driftwatch_detectors::categorical::categorical_drift;
 use driftwatch_detectors::feature::{numeric_drift, KsOutcome, NumericStatistics, NumericWindow};
@@ -14,20 +15,11 @@ use driftwatch_detectors::sketch::{CategoryCounts, Sketch};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Correction, FeatureType, KsMode, Metric, WindowSpec};
+use crate::batch::{ModelRows, RowColumn};
+use crate::config::{Correction, KsMode, Metric, WindowSpec};
+use crate::source::ColumnData;
 use crate::model::{ColumnReference, ModelPlan, ModelProfile};
 use crate::{Error, Result};
-
-/// A decoded value of one column, type-checked by the shard.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ColumnValue {
-    /// Absent or null.
-    Missing,
-    /// A numeric value (may be NaN/±∞ only if the source produced it).
-    Number(f64),
-    /// A category.
-    Category(Box<str>),
-}
 
 /// One column's window sketch.
 // Boxing the numeric variant would add a pointer chase per update on the hot path.
@@ -39,12 +31,24 @@ enum ColumnState {
 }
 
 impl ColumnState {
-    fn update(&mut self, v: &ColumnValue) {
-        match (self, v) {
-            (ColumnState::Numeric(w), ColumnValue::Number(x)) => w.update(Some(*x)),
-            (ColumnState::Numeric(w), _) => w.update(None),
-            (ColumnState::Categorical { counts, .. }, ColumnValue::Category(c)) => counts.update(c),
-            (ColumnState::Categorical { missing, .. }, _) => *missing += 1,
+    /// Adds rows `range` of `column` (hot path: one tight loop per column).
+    fn update_rows(&mut self, rows: &ModelRows, column: &RowColumn, range: Range<usize>) {
+        match (self, column) {
+            (ColumnState::Numeric(w), RowColumn::Numeric(values)) => {
+                for &x in &values[range] {
+                    w.update(x);
+                }
+            }
+            (ColumnState::Categorical { counts, missing }, RowColumn::Categorical(values)) => {
+                for v in &values[range] {
+                    match v {
+                        Some(span) => counts.update(rows.category(*span)),
+                        None => *missing += 1,
+                    }
+                }
+            }
+            // The plan gives both the same kind; a mismatch would be a bug.
+            _ => debug_assert!(false, "column kinds differ"),
         }
     }
 
@@ -227,7 +231,8 @@ pub struct ModelCounters {
 pub struct ModelState {
     plan: ModelPlan,
     reference: Option<ModelProfile>,
-    baseline: Vec<Vec<ColumnValue>>,
+    baseline: Vec<ColumnData>,
+    baseline_rows: u64,
     open: BTreeMap<i64, Pane>,
     ring: VecDeque<Pane>,
     running: Option<Vec<ColumnState>>,
@@ -248,6 +253,7 @@ impl ModelState {
             plan,
             reference,
             baseline: Vec::new(),
+            baseline_rows: 0,
             open: BTreeMap::new(),
             ring: VecDeque::new(),
             running: None,
@@ -291,55 +297,86 @@ impl ModelState {
             .collect()
     }
 
-    /// Applies one event (its column values in plan order), in input order.
-    pub fn apply(&mut self, values: Vec<ColumnValue>, ts: Option<i64>, version: Option<&str>, out: &mut Outcome) -> Result<()> {
-        if self.reference.is_none() {
-            let needed = self.plan.baseline_events.unwrap_or(0);
-            self.baseline.push(values);
-            self.counters.baseline += 1;
-            if self.baseline.len() as u64 >= needed {
+    /// Applies a batch of this model's rows, in input order.
+    ///
+    /// Rows are grouped into runs that go to the same pane with nothing to
+    /// complete in between; each run updates one column at a time.
+    pub fn apply_rows(&mut self, rows: &ModelRows, out: &mut Outcome) -> Result<()> {
+        let mut i = 0;
+        while i < rows.len() && self.reference.is_none() {
+            self.baseline_row(rows, i);
+            i += 1;
+            if self.baseline_rows >= self.plan.baseline_events.unwrap_or(0) {
                 self.build_baseline()?;
             }
-            return Ok(());
         }
-        match self.plan.window {
-            WindowSpec::Count { slide, .. } => {
-                let index = self.windowed;
-                let pane_id = (index / slide) as i64;
-                self.add_to_pane(pane_id, &values, ts, version, Some(index))?;
-                self.windowed += 1;
-                self.counters.windowed += 1;
-                if self.windowed % slide == 0 {
-                    self.complete_through(pane_id, out)?;
+        // The current run: rows `run_start..i` all go to pane `run_pane`.
+        let mut run_start = i;
+        let mut run_pane = 0i64;
+        while i < rows.len() {
+            let ts = rows.ts(i);
+            let pane_id = match self.plan.window {
+                WindowSpec::Count { slide, .. } => (self.windowed / slide) as i64,
+                WindowSpec::Time { slide_ms, lateness_ms, .. } => {
+                    let Some(t) = ts else {
+                        self.flush_run(rows, run_start..i, run_pane)?;
+                        self.counters.missing_timestamp += 1;
+                        i += 1;
+                        run_start = i;
+                        continue;
+                    };
+                    let pane_id = t.div_euclid(slide_ms as i64);
+                    let watermark = self.max_ts.map(|m| m.saturating_sub(lateness_ms as i64));
+                    let pane_end = (pane_id + 1).saturating_mul(slide_ms as i64);
+                    if watermark.is_some_and(|w| pane_end <= w) || self.next_pane.is_some_and(|n| pane_id < n) {
+                        self.flush_run(rows, run_start..i, run_pane)?;
+                        self.counters.late += 1;
+                        i += 1;
+                        run_start = i;
+                        continue;
+                    }
+                    pane_id
+                }
+            };
+            if run_start < i && pane_id != run_pane {
+                self.flush_run(rows, run_start..i, run_pane)?;
+                run_start = i;
+            }
+            run_pane = pane_id;
+            i += 1;
+            self.counters.windowed += 1;
+            match self.plan.window {
+                WindowSpec::Count { slide, .. } => {
+                    self.windowed += 1;
+                    if self.windowed % slide == 0 {
+                        self.flush_run(rows, run_start..i, run_pane)?;
+                        run_start = i;
+                        self.complete_through(pane_id, out)?;
+                    }
+                }
+                WindowSpec::Time { slide_ms, lateness_ms, .. } => {
+                    let t = ts.unwrap_or_default();
+                    self.max_ts = Some(self.max_ts.map_or(t, |m| m.max(t)));
+                    let watermark = self.max_ts.unwrap_or(t).saturating_sub(lateness_ms as i64);
+                    // Panes whose end is at or before the watermark are closed.
+                    let last_closed = watermark.div_euclid(slide_ms as i64) - 1;
+                    let first_open = self.open.keys().next().copied().map_or(run_pane, |f| f.min(run_pane));
+                    if first_open <= last_closed {
+                        self.flush_run(rows, run_start..i, run_pane)?;
+                        run_start = i;
+                        self.complete_through(last_closed, out)?;
+                    }
                 }
             }
-            WindowSpec::Time { slide_ms, lateness_ms, .. } => {
-                let Some(t) = ts else {
-                    self.counters.missing_timestamp += 1;
-                    return Ok(());
-                };
-                let pane_id = t.div_euclid(slide_ms as i64);
-                let watermark = self.max_ts.map(|m| m.saturating_sub(lateness_ms as i64));
-                let pane_end = (pane_id + 1).saturating_mul(slide_ms as i64);
-                if watermark.is_some_and(|w| pane_end <= w) || self.next_pane.is_some_and(|n| pane_id < n) {
-                    self.counters.late += 1;
-                    return Ok(());
-                }
-                self.add_to_pane(pane_id, &values, ts, version, None)?;
-                self.counters.windowed += 1;
-                self.max_ts = Some(self.max_ts.map_or(t, |m| m.max(t)));
-                let watermark = self.max_ts.unwrap_or(t).saturating_sub(lateness_ms as i64);
-                // Panes whose end is at or before the watermark are closed.
-                let last_closed = watermark.div_euclid(slide_ms as i64) - 1;
-                if self.open.keys().next().is_some_and(|&first| first <= last_closed) {
-                    self.complete_through(last_closed, out)?;
-                }
-            }
         }
-        Ok(())
+        self.flush_run(rows, run_start..i, run_pane)
     }
 
-    fn add_to_pane(&mut self, pane_id: i64, values: &[ColumnValue], ts: Option<i64>, version: Option<&str>, index: Option<u64>) -> Result<()> {
+    /// Adds rows `range` (all in pane `pane_id`) to that pane.
+    fn flush_run(&mut self, rows: &ModelRows, range: Range<usize>, pane_id: i64) -> Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
         if !self.open.contains_key(&pane_id) {
             let columns = self.empty_columns()?;
             self.open.insert(
@@ -347,19 +384,23 @@ impl ModelState {
                 Pane { id: pane_id, columns, count: 0, min_ts: None, max_ts: None, first_index: None, last_version: None },
             );
         }
+        let first_index = match self.plan.window {
+            WindowSpec::Count { .. } => Some(self.windowed - range.len() as u64),
+            WindowSpec::Time { .. } => None,
+        };
         let pane = self.open.get_mut(&pane_id).ok_or_else(|| Error::Internal("pane vanished".into()))?;
-        for (c, v) in pane.columns.iter_mut().zip(values) {
-            c.update(v);
+        for (state, column) in pane.columns.iter_mut().zip(rows.columns()) {
+            state.update_rows(rows, column, range.clone());
         }
-        pane.count += 1;
-        if let Some(t) = ts {
+        pane.count += range.len() as u64;
+        for &t in rows.ts_range(range.clone()).iter().flatten() {
             pane.min_ts = Some(pane.min_ts.map_or(t, |m| m.min(t)));
             pane.max_ts = Some(pane.max_ts.map_or(t, |m| m.max(t)));
         }
         if pane.first_index.is_none() {
-            pane.first_index = index;
+            pane.first_index = first_index;
         }
-        if let Some(v) = version {
+        if let Some(v) = rows.last_version(range) {
             if pane.last_version.as_deref() != Some(v) {
                 pane.last_version = Some(v.to_owned());
             }
@@ -367,28 +408,32 @@ impl ModelState {
         Ok(())
     }
 
-    fn build_baseline(&mut self) -> Result<()> {
-        let rows = std::mem::take(&mut self.baseline);
-        let n = rows.len() as u64;
-        let mut columns: Vec<crate::source::ColumnData> = self
-            .plan
-            .columns
-            .iter()
-            .map(|c| match c.kind {
-                FeatureType::Numeric => crate::source::ColumnData::Numeric(Vec::with_capacity(rows.len())),
-                FeatureType::Categorical => crate::source::ColumnData::Categorical(Vec::with_capacity(rows.len())),
-            })
-            .collect();
-        for row in rows {
-            for (col, v) in columns.iter_mut().zip(row) {
-                match (col, v) {
-                    (crate::source::ColumnData::Numeric(xs), ColumnValue::Number(x)) => xs.push(Some(x)),
-                    (crate::source::ColumnData::Numeric(xs), _) => xs.push(None),
-                    (crate::source::ColumnData::Categorical(xs), ColumnValue::Category(c)) => xs.push(Some(c.into())),
-                    (crate::source::ColumnData::Categorical(xs), _) => xs.push(None),
-                }
+    /// Takes row `i` into the baseline reference's columns.
+    fn baseline_row(&mut self, rows: &ModelRows, i: usize) {
+        if self.baseline.is_empty() {
+            self.baseline = rows
+                .columns()
+                .iter()
+                .map(|c| match c {
+                    RowColumn::Numeric(_) => ColumnData::Numeric(Vec::new()),
+                    RowColumn::Categorical(_) => ColumnData::Categorical(Vec::new()),
+                })
+                .collect();
+        }
+        for (data, column) in self.baseline.iter_mut().zip(rows.columns()) {
+            match (data, column) {
+                (ColumnData::Numeric(xs), RowColumn::Numeric(v)) => xs.push(v[i]),
+                (ColumnData::Categorical(xs), RowColumn::Categorical(v)) => xs.push(v[i].map(|s| rows.category(s).to_owned())),
+                _ => debug_assert!(false, "column kinds differ"),
             }
         }
+        self.baseline_rows += 1;
+        self.counters.baseline += 1;
+    }
+
+    fn build_baseline(&mut self) -> Result<()> {
+        let columns = std::mem::take(&mut self.baseline);
+        let n = std::mem::take(&mut self.baseline_rows);
         let source = format!("baseline: first {n} events of the stream");
         self.reference = Some(self.plan.reference_from_columns(n, columns, source)?);
         Ok(())

@@ -9,6 +9,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod config;
 pub mod decode;
 pub mod error;

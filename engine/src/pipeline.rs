@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use crate::config::{Config, FeatureType};
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
-use crate::evaluate::{ColumnValue, ModelCounters, ModelState, Outcome};
+use crate::batch::ModelRows;
+use crate::evaluate::{ModelCounters, ModelState, Outcome};
 use crate::model::{build_references, Plan};
 use crate::source::{self, FileFormat};
 use crate::{Error, Result};
@@ -46,6 +47,13 @@ impl Batch {
     fn len(&self) -> usize {
         self.ends.len()
     }
+    fn clear(&mut self, seq: u64) {
+        self.seq = seq;
+        self.data.clear();
+        self.numbers.clear();
+        self.ends.clear();
+        self.oversize.clear();
+    }
     fn push(&mut self, line: &[u8], number: u64) {
         self.numbers.push(number);
         self.data.extend_from_slice(line);
@@ -54,6 +62,35 @@ impl Batch {
     fn line(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.data[start..self.ends[i]]
+    }
+}
+
+/// Batches that shards have decoded, handed back to the reader so that
+/// their buffers are reused (no page faults for fresh megabytes per batch).
+#[derive(Clone)]
+struct BatchPool {
+    tx: Sender<Batch>,
+    rx: Receiver<Batch>,
+    events: usize,
+}
+
+impl BatchPool {
+    fn new(capacity: usize, events: usize) -> Self {
+        let (tx, rx) = bounded(capacity);
+        Self { tx, rx, events }
+    }
+    fn take(&self, seq: u64) -> Batch {
+        match self.rx.try_recv() {
+            Ok(mut b) => {
+                b.clear(seq);
+                b
+            }
+            Err(_) => Batch::new(seq, self.events),
+        }
+    }
+    /// Keeps `batch` for reuse unless the pool is full.
+    fn give(&self, batch: Batch) {
+        let _full = self.tx.try_send(batch);
     }
 }
 
@@ -73,17 +110,10 @@ pub struct DeadLetter {
 }
 
 #[derive(Debug)]
-struct DecodedRow {
-    model: usize,
-    ts: Option<i64>,
-    version: Option<Box<str>>,
-    values: Vec<ColumnValue>,
-}
-
-#[derive(Debug)]
 struct Decoded {
     seq: u64,
-    rows: Vec<DecodedRow>,
+    /// Per model (plan order): its rows in this batch, if any.
+    rows: Vec<Option<ModelRows>>,
     dead: Vec<DeadLetter>,
 }
 
@@ -154,7 +184,7 @@ fn write_line<T: Serialize>(w: &mut Option<Box<dyn Write + Send>>, value: &T, wh
 
 /// Decodes and type-checks one batch (runs on a shard thread).
 fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratch: &mut DecodedEvent<'static>) -> Decoded {
-    let mut rows = Vec::with_capacity(batch.len());
+    let mut per_model: Vec<Option<ModelRows>> = vec![None; plan.models.len()];
     let mut dead = Vec::new();
     let mut event = std::mem::take(scratch);
     let oversize: HashMap<usize, usize> = batch.oversize.iter().copied().collect();
@@ -200,36 +230,30 @@ fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratch: &mut Dec
         };
         if let Some(m) = model {
             let mp = &plan.models[m];
+            let rows = per_model[m].get_or_insert_with(|| ModelRows::new(mp, batch.len()));
+            rows.start_row(ev.timestamp_ms, ev.model_version.as_deref());
             let mut wrong: Vec<&str> = Vec::new();
-            let values = mp
-                .columns
-                .iter()
-                .map(|c| match (c.kind, &ev.values[c.slot]) {
-                    (_, SlotValue::Missing | SlotValue::Null) => ColumnValue::Missing,
-                    (FeatureType::Numeric, SlotValue::Number(x)) => ColumnValue::Number(*x),
-                    (FeatureType::Categorical, SlotValue::Text(t)) => ColumnValue::Category(t.as_ref().into()),
-                    (FeatureType::Categorical, SlotValue::Bool(b)) => ColumnValue::Category(if *b { "true" } else { "false" }.into()),
-                    (FeatureType::Categorical, SlotValue::Number(x)) => ColumnValue::Category(number_category(*x).into()),
+            for (ci, c) in mp.columns.iter().enumerate() {
+                match (c.kind, &ev.values[c.slot]) {
+                    (_, SlotValue::Missing | SlotValue::Null) => rows.push_missing(ci),
+                    (FeatureType::Numeric, SlotValue::Number(x)) => rows.push_number(ci, Some(*x)),
+                    (FeatureType::Categorical, SlotValue::Text(t)) => rows.push_category(ci, Some(t)),
+                    (FeatureType::Categorical, SlotValue::Bool(b)) => rows.push_category(ci, Some(if *b { "true" } else { "false" })),
+                    (FeatureType::Categorical, SlotValue::Number(x)) => rows.push_category(ci, Some(&number_category(*x))),
                     _ => {
                         wrong.push(&c.name);
-                        ColumnValue::Missing
+                        rows.push_missing(ci);
                     }
-                })
-                .collect();
+                }
+            }
             if !wrong.is_empty() {
                 dead.push(dead_letter("wrong_type", format!("unexpected type for {}", wrong.join(", ")), true));
             }
-            rows.push(DecodedRow {
-                model: m,
-                ts: ev.timestamp_ms,
-                version: ev.model_version.as_deref().map(Into::into),
-                values,
-            });
         }
         event = ev.recycle();
     }
     *scratch = event;
-    Decoded { seq: batch.seq, rows, dead }
+    Decoded { seq: batch.seq, rows: per_model, dead }
 }
 
 fn number_category(x: f64) -> String {
@@ -243,70 +267,71 @@ fn number_category(x: f64) -> String {
 /// Reads JSONL line by line into batches; a line longer than `max` is cut
 /// there, the rest skipped, and the event marked oversize (bounded memory
 /// whatever the input).
-fn read_jsonl(path: &Path, batch_events: usize, max: usize, mut send: impl FnMut(Batch) -> Result<()>) -> Result<u64> {
+///
+/// Hot path: a line that lies whole in the read buffer is copied once, into
+/// its batch; only a line that straddles two reads goes through `line`.
+fn read_jsonl(path: &Path, pool: &BatchPool, max: usize, mut send: impl FnMut(Batch) -> Result<()>) -> Result<u64> {
+    let batch_events = pool.events;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let (mut seq, mut lines) = (0u64, 0u64);
-    let mut batch = Batch::new(seq, batch_events);
+    let mut batch = pool.take(seq);
+    // A line that straddles reads (cut at `max + 1` bytes) and its full length.
     let mut line: Vec<u8> = Vec::new();
-    loop {
-        line.clear();
-        let mut total = 0usize;
-        let mut ended = false;
-        loop {
-            let buf = reader.fill_buf().map_err(|e| Error::io(path, e))?;
-            if buf.is_empty() {
-                break;
-            }
-            let (chunk, found) = match memchr(buf) {
-                Some(i) => (&buf[..i], true),
-                None => (buf, false),
-            };
-            let room = max.saturating_add(1).saturating_sub(line.len());
-            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            total += chunk.len();
-            let used = chunk.len() + usize::from(found);
-            reader.consume(used);
-            if found {
-                ended = true;
-                break;
-            }
-        }
-        if total == 0 && !ended {
-            break; // end of file
-        }
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        if line.iter().all(u8::is_ascii_whitespace) && total <= max {
-            if !ended {
-                break;
-            }
-            lines += 1;
-            continue; // blank lines are not events
-        }
-        if total > max {
-            line.truncate(max);
-            batch.oversize.push((batch.len(), total));
+    let mut total = 0usize;
+    let mut push = |bytes: &[u8], total: usize, batch: &mut Batch| -> Result<()> {
+        let mut bytes = bytes;
+        if bytes.last() == Some(&b'\r') {
+            bytes = &bytes[..bytes.len() - 1];
         }
         lines += 1;
-        batch.push(&line, lines);
+        if total <= max && bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(()); // blank lines are not events
+        }
+        if total > max {
+            batch.oversize.push((batch.len(), total));
+            bytes = &bytes[..bytes.len().min(max)];
+        }
+        batch.push(bytes, lines);
         if batch.len() >= batch_events {
             seq += 1;
-            send(std::mem::replace(&mut batch, Batch::new(seq, batch_events)))?;
+            send(std::mem::replace(batch, pool.take(seq)))?;
         }
-        if !ended {
+        Ok(())
+    };
+    loop {
+        let buf = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+        if buf.is_empty() {
             break;
         }
+        let mut used = 0;
+        while let Some(i) = memchr::memchr(b'\n', &buf[used..]) {
+            let chunk = &buf[used..used + i];
+            if line.is_empty() && total == 0 {
+                push(chunk, chunk.len(), &mut batch)?;
+            } else {
+                let room = max.saturating_add(1).saturating_sub(line.len());
+                line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                push(&line, total + chunk.len(), &mut batch)?;
+                line.clear();
+                total = 0;
+            }
+            used += i + 1;
+        }
+        let rest = &buf[used..];
+        let room = max.saturating_add(1).saturating_sub(line.len());
+        line.extend_from_slice(&rest[..rest.len().min(room)]);
+        total += rest.len();
+        let n = buf.len();
+        reader.consume(n);
+    }
+    if total > 0 {
+        push(&line, total, &mut batch)?;
     }
     if batch.len() > 0 {
         send(batch)?;
     }
     Ok(lines)
-}
-
-fn memchr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
 }
 
 /// Input file kinds replay reads.
@@ -332,16 +357,19 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
     let (done_tx, done_rx) = bounded::<Decoded>(shard_count * config.engine.queue_batches);
     let mut shard_txs: Vec<Sender<Batch>> = Vec::with_capacity(shard_count);
     let mut handles = Vec::with_capacity(shard_count);
+    let pool = BatchPool::new(shard_count * (config.engine.queue_batches + 1), batch_events);
     for i in 0..shard_count {
         let (tx, rx): (Sender<Batch>, Receiver<Batch>) = bounded(config.engine.queue_batches);
         shard_txs.push(tx);
-        let (plan, decoder, done) = (Arc::clone(&plan), Arc::clone(&decoder), done_tx.clone());
+        let (plan, decoder, done, pool) = (Arc::clone(&plan), Arc::clone(&decoder), done_tx.clone(), pool.clone());
         let handle = std::thread::Builder::new()
             .name(format!("driftwatch-shard-{i}"))
             .spawn(move || {
                 let mut scratch = DecodedEvent::new();
                 for batch in rx {
-                    if done.send(decode_batch(&batch, &decoder, &plan, &mut scratch)).is_err() {
+                    let decoded = decode_batch(&batch, &decoder, &plan, &mut scratch);
+                    pool.give(batch);
+                    if done.send(decoded).is_err() {
                         break;
                     }
                 }
@@ -360,10 +388,10 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
                 shard_txs[shard].send(b).map_err(|_| Error::Internal("shard stopped".into()))
             };
             match format {
-                FileFormat::Json => read_jsonl(&input_path, batch_events, max, send),
+                FileFormat::Json => read_jsonl(&input_path, &pool, max, send),
                 FileFormat::Csv | FileFormat::Parquet => {
                     let (mut seq, mut lines) = (0u64, 0u64);
-                    let mut batch = Batch::new(0, batch_events);
+                    let mut batch = pool.take(0);
                     source::for_each_json_row(&input_path, format, |row: &[u8]| -> Result<()> {
                         lines += 1;
                         if row.len() > max {
@@ -374,7 +402,7 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
                         }
                         if batch.len() >= batch_events {
                             seq += 1;
-                            send(std::mem::replace(&mut batch, Batch::new(seq, batch_events)))?;
+                            send(std::mem::replace(&mut batch, pool.take(seq)))?;
                         }
                         Ok(())
                     })?;
@@ -434,9 +462,11 @@ fn apply_batch(d: Decoded, models: &mut [ModelState], outputs: &mut Outputs, out
         *report.dead_letters.entry(dl.reason).or_default() += 1;
         write_line(&mut outputs.dead_letter, dl, "dead letter output")?;
     }
-    for row in d.rows {
-        models[row.model].apply(row.values, row.ts, row.version.as_deref(), outcome)?;
-        report.events_applied += 1;
+    for (model, rows) in models.iter_mut().zip(&d.rows) {
+        if let Some(rows) = rows {
+            model.apply_rows(rows, outcome)?;
+            report.events_applied += rows.len() as u64;
+        }
     }
     flush_outcome(outcome, outputs, report)
 }
