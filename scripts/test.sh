@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it and .ci/run calls it.
-# Installs what it needs, builds once (release profile, one shared target/),
-# then runs every test: unit, integration (fixtures, properties) and doctests.
+# Installs what it needs (cargo-nextest, promtool, the Tansu broker), builds
+# once (release profile, one shared target/), starts a local Kafka-compatible
+# broker on 127.0.0.1, then runs every test: unit, integration (fixtures,
+# properties, engine, live end-to-end on the broker) and doctests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,9 +15,27 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest from crates.io"
     cargo install cargo-nextest --locked
 fi
+# promtool checks a live /metrics scrape (Debian's prometheus package ships it).
+if ! command -v promtool >/dev/null 2>&1; then
+    sudo=""
+    [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+    echo "installing promtool (Debian package prometheus)"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+export DRIFTWATCH_REQUIRE_PROMTOOL=1
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo build --workspace --release --all-targets
+
+# The broker for the end-to-end tests: its own port and state folder, stopped on exit.
+scripts/broker.sh install
+export BROKER_DIR="$PWD/target/test-broker"
+port="${DRIFTWATCH_TEST_BROKER_PORT:-19092}"
+trap 'scripts/broker.sh stop >/dev/null 2>&1 || true' EXIT
+scripts/broker.sh stop >/dev/null 2>&1 || true
+scripts/broker.sh start --port "$port"
+export DRIFTWATCH_TEST_BROKERS="127.0.0.1:${port}"
+
 cargo nextest run --workspace --release --no-fail-fast
 cargo test --workspace --release --doc
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release

@@ -60,6 +60,98 @@ pub struct Config {
     pub input: InputConfig,
     /// The monitored models.
     pub models: Vec<ModelConfig>,
+    /// Where `driftwatch run` reads events.
+    #[serde(default)]
+    pub source: Option<SourceConfig>,
+    /// Where drift and resolved events go (`driftwatch run`).
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
+    /// The Prometheus endpoint of `driftwatch run`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// A live source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// A Kafka consumer group.
+    Kafka(KafkaSource),
+}
+
+/// The Kafka source and its dead-letter topic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSource {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Consumer group.
+    pub group_id: String,
+    /// librdkafka consumer settings passed through (`security.protocol`, `sasl.*`, `ssl.*`, `fetch.*` …).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    /// How often applied offsets are committed.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: String,
+    /// Longest wait for a batch to fill before it is handed to a shard.
+    #[serde(default = "default_batch_wait")]
+    pub batch_wait: HumanDuration,
+    /// Topic that receives unusable messages (original bytes; topic, partition, offset and reason in headers).
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+}
+
+fn default_commit_interval() -> String {
+    "1s".into()
+}
+fn default_batch_wait() -> HumanDuration {
+    HumanDuration(Duration::from_millis(100))
+}
+
+impl KafkaSource {
+    /// The connector's settings.
+    pub fn connector(&self) -> driftwatch_connectors::kafka::KafkaSourceConfig {
+        driftwatch_connectors::kafka::KafkaSourceConfig {
+            brokers: self.brokers.clone(),
+            topics: self.topics.clone(),
+            group_id: self.group_id.clone(),
+            options: self.options.clone(),
+            commit_interval: self.commit_interval.clone(),
+        }
+    }
+}
+
+/// A drift-event sink.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    /// POST to an HTTP endpoint (an Argo Events webhook EventSource).
+    Webhook(driftwatch_connectors::webhook::WebhookConfig),
+    /// Produce to a Kafka topic (key `model/feature`).
+    Kafka(driftwatch_connectors::kafka::KafkaSinkConfig),
+    /// One JSON line per event on standard output.
+    Log(LogSink),
+}
+
+/// The log sink (no settings).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSink {}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of `/metrics`, `/healthz`, `/readyz` (`0.0.0.0:9100` in a pod).
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9100".into() }
+    }
 }
 
 /// Threads, batching and limits.
@@ -554,6 +646,21 @@ impl Config {
                 return Err(invalid("input.default_model", format!("no model named {d:?}")));
             }
         }
+        if let Some(SourceConfig::Kafka(k)) = &self.source {
+            k.connector().validate().map_err(|e| invalid("source", e.to_string()))?;
+        }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            let at = format!("sinks[{i}]");
+            match sink {
+                SinkConfig::Webhook(w) => w.validate().map_err(|e| invalid(at, e.to_string()))?,
+                SinkConfig::Kafka(k) if k.topic.is_empty() => return Err(invalid(format!("{at}.topic"), "must not be empty")),
+                SinkConfig::Kafka(_) | SinkConfig::Log(_) => {}
+            }
+        }
+        self.metrics
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| invalid("metrics.listen", format!("{:?} is not an address like 127.0.0.1:9100: {e}", self.metrics.listen)))?;
         Ok(())
     }
 }

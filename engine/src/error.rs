@@ -42,6 +42,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A connector could not start (Kafka client, HTTP endpoint, sink).
+    #[error(transparent)]
+    Connector(#[from] driftwatch_connectors::Error),
+    /// Metric registration failed (a duplicate name is a bug).
+    #[error("internal: metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// `driftwatch run` without a source, or a bad runtime option.
+    #[error("{0}")]
+    Usage(String),
     /// A worker thread stopped unexpectedly (a bug).
     #[error("internal: {0}")]
     Internal(String),

@@ -209,6 +209,8 @@ pub struct Outcome {
     pub events: Vec<DriftEvent>,
     /// Episodes that started inside the cooldown of a previous drift event.
     pub suppressed: u64,
+    /// Seconds from each window's close (its last pane completed) to its evaluation done.
+    pub window_seconds: Vec<f64>,
 }
 
 /// Counters of one model's windows.
@@ -264,6 +266,11 @@ impl ModelState {
             dataset: DriftState::default(),
             counters: ModelCounters::default(),
         }
+    }
+
+    /// Whether the reference is known (a baseline model has none until its first N events).
+    pub fn has_reference(&self) -> bool {
+        self.reference.is_some()
     }
 
     /// The plan.
@@ -473,6 +480,7 @@ impl ModelState {
     }
 
     fn push_pane(&mut self, pane: Pane, out: &mut Outcome) -> Result<()> {
+        let closed = std::time::Instant::now();
         // The oldest pane leaves before the new one enters, so the window
         // never holds more than its size (the exact store's capacity).
         let full = self.ring.len() as u64 >= self.plan.window_panes();
@@ -513,6 +521,7 @@ impl ModelState {
         }
         if self.ring.len() as u64 == self.plan.window_panes() {
             self.evaluate(out)?;
+            out.window_seconds.push(closed.elapsed().as_secs_f64());
         }
         Ok(())
     }

@@ -982,6 +982,15 @@ pub struct GenerateArgs {
     /// The events' `model_version`.
     #[arg(long, default_value = "v1")]
     pub model_version: String,
+    /// Produce the events to Kafka (these brokers) instead of writing them.
+    #[arg(long, value_name = "HOST:PORT", requires = "kafka_topic")]
+    pub kafka_brokers: Option<String>,
+    /// The topic to produce to (key: the event index, so events spread over partitions).
+    #[arg(long, value_name = "TOPIC", requires = "kafka_brokers")]
+    pub kafka_topic: Option<String>,
+    /// Kafka: events per second of wall time (0: as fast as the broker takes them).
+    #[arg(long, value_name = "X", default_value_t = 0.0)]
+    pub rate: f64,
 }
 
 impl GenerateArgs {

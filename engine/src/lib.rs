@@ -15,6 +15,8 @@ pub mod decode;
 pub mod error;
 pub mod evaluate;
 pub mod generate;
+pub mod live;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod source;

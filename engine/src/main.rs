@@ -2,11 +2,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use driftwatch_engine::config::Config;
-use driftwatch_engine::generate::GenerateArgs;
+use driftwatch_engine::generate::{GenerateArgs, Generator};
+use driftwatch_engine::live::{self, RunOptions};
 use driftwatch_engine::model::{build_references, Plan, Profile, PROFILE_VERSION};
 use driftwatch_engine::pipeline::{create_output, replay, Outputs};
 use driftwatch_engine::source::{self, TableSource};
@@ -63,7 +67,26 @@ enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
-    /// Write synthetic prediction traffic with known drift.
+    /// Run the live pipeline: consume the configured Kafka source, serve
+    /// /metrics, /healthz and /readyz, and send drift events to the sinks.
+    Run {
+        /// The YAML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Shard threads (default: the config's, else the core count).
+        #[arg(long)]
+        shards: Option<usize>,
+        /// Print a progress line every second (events/s, lag, drifting features, drift events).
+        #[arg(long)]
+        progress: bool,
+        /// Address of the metrics endpoint (overrides `metrics.listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Also write every evaluation as a JSON line here.
+        #[arg(long)]
+        output_evaluations: Option<PathBuf>,
+    },
+    /// Write synthetic prediction traffic with known drift (to a file, stdout or a Kafka topic).
     Generate(GenerateArgs),
 }
 
@@ -130,6 +153,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("{summary}");
             Ok(())
         }
-        Command::Generate(args) => Ok(args.run()?),
+        Command::Run { config, shards, progress, listen, output_evaluations } => {
+            let c = Config::from_file(&config)?;
+            let options = RunOptions { shards, progress, listen, output_evaluations, stop: Arc::new(AtomicBool::new(false)) };
+            let summary = live::run(&c, options)?;
+            eprintln!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+        Command::Generate(args) => match (&args.kafka_brokers, &args.kafka_topic) {
+            (Some(brokers), Some(topic)) => produce(&args, brokers, topic),
+            _ => Ok(args.run()?),
+        },
     }
+}
+
+/// `generate --kafka-brokers … --kafka-topic …`: produces the events (key:
+/// the event index) at `--rate` events per second of wall time.
+fn produce(args: &GenerateArgs, brokers: &str, topic: &str) -> anyhow::Result<()> {
+    use driftwatch_connectors::kafka::{KafkaSink, KafkaSinkConfig};
+    use driftwatch_connectors::webhook::SinkMetrics;
+    let generator = Generator::new(args.config())?;
+    let metrics = SinkMetrics::register(&prometheus::Registry::new())?;
+    let options = [("linger.ms", "20"), ("batch.num.messages", "10000"), ("queue.buffering.max.messages", "200000")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let config = KafkaSinkConfig { name: Some("generate".into()), brokers: brokers.into(), topic: topic.into(), options };
+    let sink = KafkaSink::start(&config, metrics.clone())?;
+    let started = Instant::now();
+    let mut buf = Vec::with_capacity(1024);
+    let mut last_report = Instant::now();
+    for i in 0..args.events {
+        buf.clear();
+        generator.write_event(i, &mut buf);
+        anyhow::ensure!(sink.send_blocking(&i.to_string(), &buf), "producing to {topic} on {brokers} failed");
+        if args.rate > 0.0 && i % 100 == 0 {
+            let due = Duration::from_secs_f64(i as f64 / args.rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            eprintln!("generate: {i} events produced to {topic}");
+        }
+    }
+    sink.flush(Duration::from_secs(60));
+    let failed = metrics.events.with_label_values(&["generate", "failed"]).get();
+    anyhow::ensure!(failed == 0, "{failed} events could not be delivered to {topic}");
+    eprintln!("generate: {} events produced to {topic} in {:.1} s", args.events, started.elapsed().as_secs_f64());
+    Ok(())
 }

@@ -22,13 +22,15 @@ use crate::model::{build_references, Plan};
 use crate::source::{self, FileFormat};
 use crate::{Error, Result};
 
-/// A batch of raw events (one per line) with its position in the input.
+/// A batch of raw events (one per line or message) with its position in the input.
 #[derive(Debug)]
-struct Batch {
-    seq: u64,
+pub(crate) struct Batch {
+    pub(crate) seq: u64,
     data: Vec<u8>,
-    /// 1-based input line (or row) number of each event.
+    /// Files: 1-based input line (or row) number of each event. Kafka: the offset.
     numbers: Vec<u64>,
+    /// Kafka: the partition slot of each event (empty for files).
+    partitions: Vec<u32>,
     ends: Vec<usize>,
     /// Lines refused by the reader (longer than the limit): (index in batch, original length).
     oversize: Vec<(usize, usize)>,
@@ -40,19 +42,43 @@ impl Batch {
             seq,
             data: Vec::with_capacity(events * 512),
             numbers: Vec::with_capacity(events),
+            partitions: Vec::new(),
             ends: Vec::with_capacity(events),
             oversize: Vec::new(),
         }
     }
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ends.len()
     }
     fn clear(&mut self, seq: u64) {
         self.seq = seq;
         self.data.clear();
         self.numbers.clear();
+        self.partitions.clear();
         self.ends.clear();
         self.oversize.clear();
+    }
+    /// Adds a Kafka message (`max`: the event byte limit; longer ones are cut and marked oversize).
+    pub(crate) fn push_message(&mut self, payload: &[u8], slot: u32, offset: i64, max: usize) {
+        if payload.len() > max {
+            self.oversize.push((self.len(), payload.len()));
+        }
+        self.partitions.push(slot);
+        self.push(&payload[..payload.len().min(max)], offset as u64);
+    }
+    /// Drops the events of `slots` (their partitions were revoked before the batch was handed over).
+    pub(crate) fn retain_partitions(&mut self, keep: impl Fn(u32) -> bool) {
+        let old = std::mem::replace(self, Batch::new(self.seq, self.len()));
+        let oversize: HashMap<usize, usize> = old.oversize.iter().copied().collect();
+        for i in 0..old.len() {
+            if keep(old.partitions[i]) {
+                if let Some(&len) = oversize.get(&i) {
+                    self.oversize.push((self.len(), len));
+                }
+                self.partitions.push(old.partitions[i]);
+                self.push(old.line(i), old.numbers[i]);
+            }
+        }
     }
     fn push(&mut self, line: &[u8], number: u64) {
         self.numbers.push(number);
@@ -68,18 +94,18 @@ impl Batch {
 /// Batches that shards have decoded, handed back to the reader so that
 /// their buffers are reused (no page faults for fresh megabytes per batch).
 #[derive(Clone)]
-struct BatchPool {
+pub(crate) struct BatchPool {
     tx: Sender<Batch>,
     rx: Receiver<Batch>,
     events: usize,
 }
 
 impl BatchPool {
-    fn new(capacity: usize, events: usize) -> Self {
+    pub(crate) fn new(capacity: usize, events: usize) -> Self {
         let (tx, rx) = bounded(capacity);
         Self { tx, rx, events }
     }
-    fn take(&self, seq: u64) -> Batch {
+    pub(crate) fn take(&self, seq: u64) -> Batch {
         match self.rx.try_recv() {
             Ok(mut b) => {
                 b.clear(seq);
@@ -89,7 +115,7 @@ impl BatchPool {
         }
     }
     /// Keeps `batch` for reuse unless the pool is full.
-    fn give(&self, batch: Batch) {
+    pub(crate) fn give(&self, batch: Batch) {
         let _full = self.tx.try_send(batch);
     }
 }
@@ -103,18 +129,29 @@ pub struct DeadLetter {
     pub reason: &'static str,
     /// A short description (never the payload).
     pub detail: String,
-    /// The original payload (lossy UTF-8; oversize payloads cut at the limit).
-    pub payload: String,
+    /// The original payload (written as lossy UTF-8; oversize payloads cut at the limit).
+    #[serde(serialize_with = "lossy_utf8")]
+    pub payload: Vec<u8>,
+    /// Kafka: the partition slot and offset of the message.
+    #[serde(skip)]
+    pub position: Option<(u32, i64)>,
     /// Whether the rest of the event was still used (`wrong_type` on one feature).
     pub partially_used: bool,
 }
 
+fn lossy_utf8<S: serde::Serializer>(bytes: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(bytes))
+}
+
+/// A decoded batch, as a shard hands it to the window stage.
 #[derive(Debug)]
-struct Decoded {
-    seq: u64,
+pub(crate) struct Decoded {
+    pub(crate) seq: u64,
+    /// Kafka: the highest offset per partition slot in the batch.
+    pub(crate) positions: Vec<(u32, i64)>,
     /// Per model (plan order): its rows in this batch, if any.
-    rows: Vec<Option<ModelRows>>,
-    dead: Vec<DeadLetter>,
+    pub(crate) rows: Vec<Option<ModelRows>>,
+    pub(crate) dead: Vec<DeadLetter>,
 }
 
 /// What a replay did.
@@ -183,7 +220,7 @@ fn write_line<T: Serialize>(w: &mut Option<Box<dyn Write + Send>>, value: &T, wh
 }
 
 /// Decodes and type-checks one batch (runs on a shard thread).
-fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratch: &mut DecodedEvent<'static>) -> Decoded {
+pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratch: &mut DecodedEvent<'static>) -> Decoded {
     let mut per_model: Vec<Option<ModelRows>> = vec![None; plan.models.len()];
     let mut dead = Vec::new();
     let mut event = std::mem::take(scratch);
@@ -195,7 +232,8 @@ fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratch: &mut Dec
             line,
             reason,
             detail,
-            payload: String::from_utf8_lossy(bytes).into_owned(),
+            payload: bytes.to_vec(),
+            position: batch.partitions.get(i).map(|&slot| (slot, line as i64)),
             partially_used,
         };
         if let Some(len) = oversize.get(&i) {
@@ -253,7 +291,14 @@ fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratch: &mut Dec
         event = ev.recycle();
     }
     *scratch = event;
-    Decoded { seq: batch.seq, rows: per_model, dead }
+    let mut positions: Vec<(u32, i64)> = Vec::new();
+    for (&slot, &offset) in batch.partitions.iter().zip(&batch.numbers) {
+        match positions.iter_mut().find(|p| p.0 == slot) {
+            Some(p) => p.1 = p.1.max(offset as i64),
+            None => positions.push((slot, offset as i64)),
+        }
+    }
+    Decoded { seq: batch.seq, positions, rows: per_model, dead }
 }
 
 fn number_category(x: f64) -> String {
@@ -484,6 +529,7 @@ fn flush_outcome(outcome: &mut Outcome, outputs: &mut Outputs, report: &mut Repo
         write_line(&mut outputs.events, &e, "event output")?;
     }
     report.suppressed += std::mem::take(&mut outcome.suppressed);
+    outcome.window_seconds.clear();
     Ok(())
 }
 

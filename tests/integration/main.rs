@@ -1,3 +1,4 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod detectors;
 mod engine;
+mod live;

@@ -1,0 +1,530 @@
+//! End-to-end tests of `driftwatch run` on a real Kafka-protocol broker
+//! (Tansu, started by `scripts/test.sh` on 127.0.0.1, address in
+//! `DRIFTWATCH_TEST_BROKERS`) with a real HTTP receiver for the webhook sink.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
+
+fn brokers() -> String {
+    std::env::var("DRIFTWATCH_TEST_BROKERS").expect(
+        "DRIFTWATCH_TEST_BROKERS is not set: run the suite with scripts/test.sh, which starts a local broker \
+         (or `scripts/broker.sh start --port 19092` and export DRIFTWATCH_TEST_BROKERS=127.0.0.1:19092)",
+    )
+}
+
+fn binary() -> PathBuf {
+    // target/release/deps/integration-… → target/release/driftwatch
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("driftwatch");
+    assert!(bin.exists(), "{} is missing: build with `cargo build --workspace --release --all-targets`", bin.display());
+    bin
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+}
+
+fn create_topics(rt: &tokio::runtime::Runtime, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let new: Vec<NewTopic<'_>> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
+    let results = rt.block_on(admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))).unwrap();
+    for r in results {
+        r.unwrap();
+    }
+}
+
+fn producer() -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new().set("bootstrap.servers", brokers()).set("linger.ms", "5").create().unwrap()
+}
+
+/// Produces `driftwatch generate` events `range` (key: the event index).
+fn produce_generated(topic: &str, events: u64, drift_start: u64, extra: &[&str]) {
+    let mut args: Vec<String> = vec![
+        "generate".into(),
+        "--events".into(),
+        events.to_string(),
+        "--drift-start".into(),
+        drift_start.to_string(),
+        "--kafka-brokers".into(),
+        brokers(),
+        "--kafka-topic".into(),
+        topic.into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = Command::new(binary()).args(&args).output().unwrap();
+    assert!(out.status.success(), "generate failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A real HTTP receiver: records every request's headers and body, answers 200.
+struct Receiver {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    fn start(rt: &tokio::runtime::Runtime) -> Self {
+        let requests: Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>> = Arc::default();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let store = Arc::clone(&requests);
+        let task = rt.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let store = Arc::clone(&store);
+                        async move {
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+                                .collect();
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                            store.lock().unwrap().push((headers, body));
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Self { addr, requests, _task: task }
+    }
+
+    fn events(&self) -> Vec<(HashMap<String, String>, Value)> {
+        self.requests.lock().unwrap().iter().map(|(h, b)| (h.clone(), serde_json::from_slice(b).unwrap())).collect()
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// The value of an unlabelled series (or the sum over a family's series) in a scrape.
+fn metric_sum(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+struct Engine {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Engine {
+    fn start(dir: &Path, config: &str, extra: &[&str]) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, config).unwrap();
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let stderr = std::fs::File::create(dir.join(format!("engine-{port}.log"))).unwrap();
+        let stdout = std::fs::File::create(dir.join(format!("engine-{port}.out"))).unwrap();
+        let mut args = vec!["run", "--config", path.to_str().unwrap(), "--listen", &listen, "--shards", "2"];
+        args.extend_from_slice(extra);
+        let child = Command::new(binary()).args(&args).stdout(stdout).stderr(stderr).spawn().unwrap();
+        Self { child, port, dir: dir.to_owned() }
+    }
+
+    /// Waits until `/readyz` says ready (the group join assigned partitions).
+    fn wait_ready(&mut self, limit: Duration) {
+        let start = Instant::now();
+        while http_get(self.port, "/readyz").map(|r| r.0) != Some(200) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("engine exited ({status}):\n{}", self.log());
+            }
+            assert!(start.elapsed() < limit, "never ready: {:?}\n{}", http_get(self.port, "/readyz"), self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn scrape(&self) -> String {
+        http_get(self.port, "/metrics").map(|(_, b)| b).unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("engine-{}.log", self.port))).unwrap_or_default()
+    }
+
+    /// Waits until `cond(scrape)` holds; panics with the engine's log after `limit`.
+    fn wait_for(&mut self, what: &str, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let scrape = self.scrape();
+            if cond(&scrape) {
+                return scrape;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("engine exited ({status}) while waiting for {what}:\n{}", self.log());
+            }
+            assert!(start.elapsed() < limit, "timed out waiting for {what}\nlast scrape:\n{scrape}\nlog:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit (it drains, commits and leaves the group).
+    fn stop(mut self) -> Value {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = self.child.wait().unwrap();
+        let log = self.log();
+        assert!(status.success(), "engine failed: {log}");
+        // The summary is the last JSON object on stderr.
+        let start = log.rfind("\n{").map_or(0, |i| i + 1);
+        serde_json::from_str(&log[start..]).unwrap_or_else(|e| panic!("no summary ({e}) in:\n{log}"))
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn committed_total(group: &str, topic: &str, partitions: i32) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Every message of a topic (from the beginning), with headers.
+fn read_topic(topic: &str, partitions: i32, expected: usize) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", unique("reader")).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while out.len() < expected && start.elapsed() < Duration::from_secs(30) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                .unwrap_or_default();
+            out.push((m.payload().unwrap_or_default().to_vec(), headers));
+        }
+    }
+    // A short grace period so that extra (unexpected) messages would be seen too.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push((m.payload().unwrap_or_default().to_vec(), BTreeMap::new()));
+        }
+    }
+    out
+}
+
+const FEATURES: &str = r#"
+      - { name: f00, type: numeric }
+      - { name: f01, type: numeric }
+      - { name: f02, type: numeric }
+      - { name: f10, type: numeric }
+      - { name: f11, type: numeric }
+      - { name: c0, type: categorical }
+      - { name: c1, type: categorical }"#;
+const DRIFTED: &[&str] = &["f00", "f01", "f02", "c0"];
+
+fn config(reference: &str, window: &str, topic: &str, group: &str, sinks: &str, dead_letter: Option<&str>) -> String {
+    let dl = dead_letter.map(|t| format!("\n  dead_letter_topic: {t}")).unwrap_or_default();
+    format!(
+        r#"engine: {{ batch_events: 1024 }}
+models:
+  - name: fraud
+    reference: {reference}
+    window: {window}
+    features:{FEATURES}
+    detectors:
+      - {{ metric: psi, threshold: 0.2 }}
+      - {{ metric: ks, p_value: 0.001, threshold: 0.1, mode: sketch }}
+      - {{ metric: chi2, p_value: 0.001 }}
+    alerting: {{ consecutive: 2, recover_after: 2, dataset_drift_share: null }}
+source:
+  type: kafka
+  brokers: {brokers}
+  topics: [{topic}]
+  group_id: {group}
+  options: {{ session.timeout.ms: "6000", heartbeat.interval.ms: "500", fetch.wait.max.ms: "100" }}
+  commit_interval: 200ms{dl}
+sinks:
+{sinks}
+"#,
+        brokers = brokers()
+    )
+}
+
+/// Drift events by (feature, metric, type), checking none is for a stable feature.
+fn check_events(events: &[Value]) -> BTreeMap<(String, String, String), usize> {
+    let mut seen = BTreeMap::new();
+    for e in events {
+        let feature = e["feature"].as_str().unwrap().to_owned();
+        assert!(DRIFTED.contains(&feature.as_str()), "drift event for a stable feature: {e}");
+        *seen.entry((feature, e["metric"].as_str().unwrap().to_owned(), e["type"].as_str().unwrap().to_owned())).or_insert(0) += 1;
+    }
+    for ((f, m, t), n) in &seen {
+        assert_eq!(*n, 1, "{n} {t} events for ({f}, {m})");
+    }
+    for f in DRIFTED {
+        assert!(seen.keys().any(|(x, _, t)| x == f && t == "drift"), "no drift event for {f}: {seen:?}");
+    }
+    seen
+}
+
+#[test]
+fn live_drift_reaches_webhook_and_kafka_and_offsets_are_committed() {
+    let rt = runtime();
+    let (topic, drift_topic, dl_topic, group) = (unique("predictions"), unique("drift"), unique("dead"), unique("group"));
+    create_topics(&rt, &[(&topic, 4), (&drift_topic, 1), (&dl_topic, 1)]);
+    let receiver = Receiver::start(&rt);
+    let sinks = format!(
+        "  - {{ type: webhook, url: \"http://{}/drift\", hmac_secret: s3cret }}\n  - {{ type: kafka, brokers: {}, topic: {drift_topic} }}",
+        receiver.addr,
+        brokers()
+    );
+    let dir = std::env::temp_dir().join(unique("dw-live"));
+    // Event-time windows: several partitions are consumed interleaved, which count windows
+    // would see as alternating drifted and clean stretches. Traffic is produced live (event
+    // time ≈ wall time), as in production, so the partitions' skew stays well under the lateness.
+    let mut engine = Engine::start(
+        &dir,
+        &config(
+            "{ baseline_events: 10000 }",
+            "{ type: sliding, duration: 400ms, slide: 100ms, allowed_lateness: 1s }",
+            &topic,
+            &group,
+            &sinks,
+            Some(&dl_topic),
+        ),
+        &[],
+    );
+    engine.wait_ready(Duration::from_secs(30));
+    let events = 100_000u64;
+    produce_generated(&topic, events, 50_000, &["--rate", "25000", "--events-per-second", "25000"]);
+    // Bad messages mixed into the topic: malformed, unknown model, wrong type.
+    let bad: Vec<&[u8]> = vec![b"{not json", br#"{"model":"nope","features":{"f00":1}}"#, b"\xff\xfe binary", br#"{"model":"fraud","features":{"f00":"high"}}"#];
+    let p = producer();
+    for (i, b) in bad.iter().enumerate() {
+        p.send(BaseRecord::to(&topic).key(&format!("bad-{i}")).payload(*b)).map_err(|(e, _)| e).unwrap();
+    }
+    p.flush(Duration::from_secs(10)).unwrap();
+    let total = events + bad.len() as u64;
+
+    let scrape = engine.wait_for("every event consumed", Duration::from_secs(90), |s| metric_sum(s, "driftwatch_source_events_total") >= total as f64);
+    assert!(scrape.contains("driftwatch_feature_drift_state{"), "drift gauges missing:\n{scrape}");
+    assert!(metric_sum(&scrape, "driftwatch_model_drifting_features") >= 0.0);
+    // Offsets: committed group offsets reach the end of the topic.
+    let start = Instant::now();
+    while committed_total(&group, &topic, 4) < total as i64 {
+        assert!(start.elapsed() < Duration::from_secs(30), "committed {} of {total}", committed_total(&group, &topic, 4));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Webhook deliveries settle.
+    engine.wait_for("webhook deliveries", Duration::from_secs(30), |s| {
+        let delivered = s.lines().filter(|l| l.starts_with("driftwatch_sink_events_total{") && l.contains("outcome=\"delivered\"") && l.contains("sink=\"webhook\"")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum::<f64>();
+        delivered > 0.0 && delivered as usize == receiver.events().len() && metric_sum(s, "driftwatch_sink_queue_events") == 0.0
+    });
+    let summary = engine.stop();
+    assert_eq!(summary["events_read"].as_u64(), Some(total), "{summary}");
+    let dead: u64 = summary["dead_letters"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(dead, bad.len() as u64, "{summary}");
+    assert_eq!(summary["events_applied"].as_u64(), Some(events + 1), "good events (and the wrong-type one, partially) are all used: {summary}");
+
+    // The webhook got exactly one drift event per drifted (feature, metric), with the headers.
+    let received = receiver.events();
+    let bodies: Vec<Value> = received.iter().map(|(_, b)| b.clone()).collect();
+    let seen = check_events(&bodies);
+    for (h, b) in &received {
+        assert_eq!(h.get("idempotency-key"), b["event_id"].as_str().map(str::to_owned).as_ref());
+        assert_eq!(h.get("ce-id"), h.get("idempotency-key"));
+        assert_eq!(h.get("ce-specversion").map(String::as_str), Some("1.0"));
+        assert!(h.get("x-driftwatch-signature").is_some_and(|s| s.starts_with("sha256=")));
+    }
+    // The Kafka drift topic holds the same events.
+    let on_topic = read_topic(&drift_topic, 1, received.len());
+    let ids = |v: &[Value]| v.iter().map(|e| e["event_id"].as_str().unwrap().to_owned()).collect::<BTreeSet<_>>();
+    let topic_events: Vec<Value> = on_topic.iter().map(|(p, _)| serde_json::from_slice(p).unwrap()).collect();
+    assert_eq!(ids(&topic_events), ids(&bodies));
+    assert_eq!(topic_events.len(), bodies.len());
+    assert!(!seen.is_empty());
+    // The dead-letter topic holds the bad messages with their reasons.
+    let dl = read_topic(&dl_topic, 1, bad.len());
+    assert_eq!(dl.len(), bad.len(), "{dl:?}");
+    let reasons: BTreeSet<String> = dl.iter().map(|(_, h)| h["driftwatch.reason"].clone()).collect();
+    assert_eq!(reasons, ["malformed_json", "unknown_model", "wrong_type"].iter().map(|s| s.to_string()).collect(), "{dl:?}");
+    for (payload, h) in &dl {
+        assert_eq!(h["driftwatch.source.topic"], topic);
+        assert!(bad.contains(&payload.as_slice()), "payload kept byte for byte");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn restarted_engine_resumes_from_committed_offsets_and_still_reports_drift() {
+    let rt = runtime();
+    let (topic, group) = (unique("predictions"), unique("group"));
+    create_topics(&rt, &[(&topic, 2)]);
+    let receiver = Receiver::start(&rt);
+    let dir = std::env::temp_dir().join(unique("dw-restart"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A file reference, so that a restart does not re-learn a baseline.
+    let reference = dir.join("reference.csv");
+    let out = Command::new(binary())
+        .args(["generate", "--events", "1", "-o", "/dev/null", "--reference-output", reference.to_str().unwrap(), "--reference-rows", "20000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sinks = format!("  - {{ type: webhook, url: \"http://{}/drift\" }}", receiver.addr);
+    let config = config(
+        &format!("{{ path: {} }}", reference.display()),
+        "{ type: sliding, duration: 400ms, slide: 100ms, allowed_lateness: 1s }",
+        &topic,
+        &group,
+        &sinks,
+        None,
+    );
+    let live = ["--rate", "25000", "--events-per-second", "25000"];
+    // First run: 20 000 clean events, then a clean stop (drain, commit, leave the group).
+    let mut first = Engine::start(&dir, &config, &[]);
+    first.wait_ready(Duration::from_secs(30));
+    produce_generated(&topic, 20_000, 1_000_000, &[&live[..], &["--seed", "7"]].concat());
+    first.wait_for("the first part", Duration::from_secs(60), |s| metric_sum(s, "driftwatch_source_events_total") >= 20_000.0);
+    let s1 = first.stop();
+    assert_eq!(s1["events_read"].as_u64(), Some(20_000), "{s1}");
+    assert_eq!(committed_total(&group, &topic, 2), 20_000, "everything applied at shutdown is committed");
+    assert_eq!(s1["drift_events"].as_u64(), Some(0), "no drift in the clean part: {s1}");
+
+    // Second run in the same group: 60 000 drifted events (2.4 s of event time: windows of
+    // 400 ms close once the watermark, 1 s behind, passes them), produced while it runs.
+    let mut second = Engine::start(&dir, &config, &[]);
+    second.wait_ready(Duration::from_secs(30));
+    produce_generated(&topic, 60_000, 0, &[&live[..], &["--seed", "8", "--start-time", "2026-11-23T00:00:01Z"]].concat());
+    second.wait_for("the second part", Duration::from_secs(60), |s| metric_sum(s, "driftwatch_source_events_total") >= 60_000.0);
+    second.wait_for("webhook deliveries", Duration::from_secs(30), |s| metric_sum(s, "driftwatch_sink_queue_events") == 0.0 && metric_sum(s, "driftwatch_drift_events_total") > 0.0);
+    let s2 = second.stop();
+    assert_eq!(s2["events_read"].as_u64(), Some(60_000), "resumed exactly at the committed offsets, nothing read twice: {s2}");
+    assert_eq!(committed_total(&group, &topic, 2), 80_000);
+    let bodies: Vec<Value> = receiver.events().into_iter().map(|(_, b)| b).collect();
+    check_events(&bodies);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn streaming_gives_the_same_evaluations_as_replay() {
+    let rt = runtime();
+    let (topic, group) = (unique("predictions"), unique("group"));
+    // One partition: the stream's order is the file's order.
+    create_topics(&rt, &[(&topic, 1)]);
+    let dir = std::env::temp_dir().join(unique("dw-parity"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("events.jsonl");
+    let out = Command::new(binary()).args(["generate", "--events", "30000", "--drift-start", "15000", "-o", input.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    let p = producer();
+    let text = std::fs::read_to_string(&input).unwrap();
+    for (i, line) in text.lines().enumerate() {
+        loop {
+            match p.send(BaseRecord::to(&topic).key(&i.to_string()).payload(line)) {
+                Ok(()) => break,
+                Err((_, _)) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    let config = config("{ baseline_events: 5000 }", "{ type: sliding, events: 2000, slide: 500 }", &topic, &group, "  - { type: log }", None);
+    let live_out = dir.join("live.jsonl");
+    let mut engine = Engine::start(&dir, &config, &["--output-evaluations", live_out.to_str().unwrap()]);
+    engine.wait_for("every event", Duration::from_secs(60), |s| metric_sum(s, "driftwatch_source_events_total") >= 30_000.0);
+    engine.stop();
+    let replay_out = dir.join("replay.jsonl");
+    let out = Command::new(binary())
+        .args(["replay", "--config", dir.join("config.yaml").to_str().unwrap(), "--input", input.to_str().unwrap(), "--output-evaluations", replay_out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let live = std::fs::read_to_string(&live_out).unwrap();
+    let replayed = std::fs::read_to_string(&replay_out).unwrap();
+    assert!(live.lines().count() > 100, "too few evaluations: {}", live.lines().count());
+    assert!(live == replayed, "live and replay evaluations differ ({} vs {} lines)", live.lines().count(), replayed.lines().count());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn metrics_endpoint_serves_health_and_readiness() {
+    let rt = runtime();
+    let (topic, group) = (unique("predictions"), unique("group"));
+    create_topics(&rt, &[(&topic, 1)]);
+    let dir = std::env::temp_dir().join(unique("dw-health"));
+    let config = config("{ baseline_events: 100 }", "{ type: tumbling, events: 100 }", &topic, &group, "  - { type: log }", None);
+    let mut engine = Engine::start(&dir, &config, &[]);
+    engine.wait_for("the endpoint", Duration::from_secs(30), |s| !s.is_empty());
+    assert_eq!(http_get(engine.port, "/healthz").map(|r| r.0), Some(200));
+    // Ready once the group join assigned the partition.
+    engine.wait_ready(Duration::from_secs(30));
+    assert_eq!(http_get(engine.port, "/nope").map(|r| r.0), Some(404));
+    let scrape = engine.scrape();
+    for family in ["driftwatch_source_events_total", "driftwatch_source_partition_assigned", "driftwatch_pipeline_event_latency_seconds_bucket", "driftwatch_process_start_time_seconds"] {
+        assert!(scrape.contains(family), "{family} missing:\n{scrape}");
+    }
+    // promtool, where installed (scripts/test.sh installs it), must find the scrape clean.
+    if let Ok(mut child) = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+        child.stdin.take().unwrap().write_all(scrape.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    } else {
+        assert!(std::env::var("DRIFTWATCH_REQUIRE_PROMTOOL").is_err(), "promtool is required but missing");
+    }
+    engine.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
