@@ -71,6 +71,8 @@ pub struct RunSummary {
     pub resolved_events: u64,
     /// Seconds running.
     pub elapsed_seconds: f64,
+    /// Peak resident memory of the process (Linux `VmHWM`), if known.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// Batches handed to shards and batches applied: the revoke hook waits for
@@ -289,6 +291,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     let mut summary = std::mem::take(&mut stage.summary);
     summary.events_read = events_read.load(Ordering::Relaxed);
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    summary.peak_rss_bytes = crate::pipeline::peak_rss_bytes();
     drop(stage);
     // Let the sinks deliver what is queued, then stop serving.
     runtime.block_on(async {
