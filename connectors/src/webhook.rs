@@ -98,6 +98,8 @@ pub struct Delivery {
     pub kind: String,
     /// The JSON body.
     pub body: Vec<u8>,
+    /// When the event was produced (CloudEvents `ce-time`, RFC 3339).
+    pub time: String,
 }
 
 /// Delivery counters shared by all sinks: `driftwatch_sink_events_total{sink, outcome}`.
@@ -219,6 +221,7 @@ impl Worker {
                 .header("ce-type", &d.kind)
                 .header("ce-source", &self.source)
                 .header("ce-specversion", "1.0")
+                .header("ce-time", &d.time)
                 .body(d.body.clone());
             if let Some(sig) = &signature {
                 request = request.header(self.signature_header.as_str(), sig);

@@ -16,7 +16,7 @@ const NO_VERSION: u32 = u32::MAX;
 pub enum RowColumn {
     /// Numeric values; `None` is missing (absent, `null` or a wrong type).
     Numeric(Vec<Option<f64>>),
-    /// Categories as byte ranges of [`ModelRows::text`]; `None` is missing.
+    /// Categories as byte ranges of the rows' text arena ([`ModelRows::category`]); `None` is missing.
     Categorical(Vec<Option<(usize, usize)>>),
 }
 

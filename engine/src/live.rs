@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use driftwatch_connectors::kafka::{KafkaSink, KafkaSinkConfig, KafkaSource, PollOutcome, RevokeHook, SourceHandle};
 use driftwatch_connectors::webhook::{Delivery, SinkMetrics, WebhookSink};
 use prometheus::Registry;
@@ -32,11 +32,11 @@ use serde::Serialize;
 use std::io::Write as _;
 
 use crate::config::{Config, SinkConfig, SourceConfig};
-use crate::decode::{DecodedEvent, Decoder};
+use crate::decode::Decoder;
 use crate::evaluate::{ModelState, Outcome};
 use crate::metrics::EngineMetrics;
 use crate::model::{build_references, Plan};
-use crate::pipeline::{create_output, decode_batch, Batch, BatchPool, Decoded};
+use crate::pipeline::{create_output, Batch, BatchPool, Decoded, Shards};
 use crate::{Error, Result};
 
 /// Options of `driftwatch run` beyond the configuration file.
@@ -188,34 +188,8 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     }
 
     // Shards.
-    let (done_tx, done_rx) = bounded::<Decoded>(shard_count * config.engine.queue_batches);
-    let pool = BatchPool::new(shard_count * (config.engine.queue_batches + 1), batch_events);
-    let mut shard_txs: Vec<Sender<Batch>> = Vec::with_capacity(shard_count);
-    let mut shard_handles = Vec::with_capacity(shard_count);
-    // Receivers, to read queue depths: holding them does not keep a channel open.
-    let mut queue_probe: Vec<Receiver<Batch>> = Vec::with_capacity(shard_count);
-    for i in 0..shard_count {
-        let (tx, rx): (Sender<Batch>, Receiver<Batch>) = bounded(config.engine.queue_batches);
-        shard_txs.push(tx);
-        queue_probe.push(rx.clone());
-        let (plan, decoder, done, pool) = (Arc::clone(&plan), Arc::clone(&decoder), done_tx.clone(), pool.clone());
-        shard_handles.push(
-            std::thread::Builder::new()
-                .name(format!("driftwatch-shard-{i}"))
-                .spawn(move || {
-                    let mut scratch = DecodedEvent::new();
-                    for batch in rx {
-                        let decoded = decode_batch(&batch, &decoder, &plan, &mut scratch);
-                        pool.give(batch);
-                        if done.send(decoded).is_err() {
-                            break;
-                        }
-                    }
-                })
-                .map_err(|e| Error::Internal(format!("cannot start shard thread: {e}")))?,
-        );
-    }
-    drop(done_tx);
+    let Shards { senders: shard_txs, probes: queue_probe, done: done_rx, pool, handles: shard_handles } =
+        Shards::start(shard_count, config, &plan, &decoder)?;
 
     // The source thread.
     let events_read = Arc::new(AtomicU64::new(0));
@@ -479,7 +453,12 @@ impl WindowStage<'_> {
             let key = format!("{}/{}", e.model, e.feature);
             for sink in self.sinks {
                 match sink {
-                    Sink::Webhook(w) => w.send(Delivery { id: e.event_id.clone(), kind: format!("io.driftwatch.{}", e.kind), body: body.clone() }),
+                    Sink::Webhook(w) => w.send(Delivery {
+                        id: e.event_id.clone(),
+                        kind: format!("io.driftwatch.{}", e.kind),
+                        body: body.clone(),
+                        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    }),
                     Sink::Kafka(k) => k.send(&key, &body, &[("event_id", e.event_id.as_bytes()), ("type", e.kind.as_bytes())]),
                     Sink::Log => println!("{}", String::from_utf8_lossy(&body)),
                 }

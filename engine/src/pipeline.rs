@@ -219,6 +219,47 @@ fn write_line<T: Serialize>(w: &mut Option<Box<dyn Write + Send>>, value: &T, wh
     Ok(())
 }
 
+/// The shard threads: batch `seq` goes to `senders[seq % n]`; decoded
+/// batches come back on `done` in any order (the window stage reorders).
+pub(crate) struct Shards {
+    pub(crate) senders: Vec<Sender<Batch>>,
+    /// Receivers of the shard queues, to read their depth (holding them does not keep a queue open).
+    pub(crate) probes: Vec<Receiver<Batch>>,
+    pub(crate) done: Receiver<Decoded>,
+    pub(crate) pool: BatchPool,
+    pub(crate) handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Shards {
+    /// Starts `count` shard threads sharing the read-only plan and decoder.
+    pub(crate) fn start(count: usize, config: &Config, plan: &Arc<Plan>, decoder: &Arc<Decoder>) -> Result<Self> {
+        let (done_tx, done) = bounded::<Decoded>(count * config.engine.queue_batches);
+        let pool = BatchPool::new(count * (config.engine.queue_batches + 1), config.engine.batch_events);
+        let (mut senders, mut probes, mut handles) = (Vec::with_capacity(count), Vec::with_capacity(count), Vec::with_capacity(count));
+        for i in 0..count {
+            let (tx, rx): (Sender<Batch>, Receiver<Batch>) = bounded(config.engine.queue_batches);
+            senders.push(tx);
+            probes.push(rx.clone());
+            let (plan, decoder, done, pool) = (Arc::clone(plan), Arc::clone(decoder), done_tx.clone(), pool.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("driftwatch-shard-{i}"))
+                .spawn(move || {
+                    let mut scratch = DecodedEvent::new();
+                    for batch in rx {
+                        let decoded = decode_batch(&batch, &decoder, &plan, &mut scratch);
+                        pool.give(batch);
+                        if done.send(decoded).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| Error::Internal(format!("cannot start shard thread: {e}")))?;
+            handles.push(handle);
+        }
+        Ok(Self { senders, probes, done, pool, handles })
+    }
+}
+
 /// Decodes and type-checks one batch (runs on a shard thread).
 pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratch: &mut DecodedEvent<'static>) -> Decoded {
     let mut per_model: Vec<Option<ModelRows>> = vec![None; plan.models.len()];
@@ -399,30 +440,7 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
     let batch_events = config.engine.batch_events;
     let max = config.engine.max_event_bytes;
 
-    let (done_tx, done_rx) = bounded::<Decoded>(shard_count * config.engine.queue_batches);
-    let mut shard_txs: Vec<Sender<Batch>> = Vec::with_capacity(shard_count);
-    let mut handles = Vec::with_capacity(shard_count);
-    let pool = BatchPool::new(shard_count * (config.engine.queue_batches + 1), batch_events);
-    for i in 0..shard_count {
-        let (tx, rx): (Sender<Batch>, Receiver<Batch>) = bounded(config.engine.queue_batches);
-        shard_txs.push(tx);
-        let (plan, decoder, done, pool) = (Arc::clone(&plan), Arc::clone(&decoder), done_tx.clone(), pool.clone());
-        let handle = std::thread::Builder::new()
-            .name(format!("driftwatch-shard-{i}"))
-            .spawn(move || {
-                let mut scratch = DecodedEvent::new();
-                for batch in rx {
-                    let decoded = decode_batch(&batch, &decoder, &plan, &mut scratch);
-                    pool.give(batch);
-                    if done.send(decoded).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| Error::Internal(format!("cannot start shard thread: {e}")))?;
-        handles.push(handle);
-    }
-    drop(done_tx);
+    let Shards { senders: shard_txs, done: done_rx, pool, handles, .. } = Shards::start(shard_count, config, &plan, &decoder)?;
 
     let input_path: PathBuf = input.to_owned();
     let reader = std::thread::Builder::new()

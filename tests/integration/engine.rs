@@ -324,10 +324,10 @@ fn profile_round_trip_gives_the_same_results() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// CSV input goes through the same decoder and windows: flat rows give the
-/// same evaluations as the nested JSONL events.
+/// CSV and Parquet input go through the same decoder and windows: flat rows
+/// give the same evaluations as the nested JSONL events.
 #[test]
-fn csv_input_gives_the_same_evaluations_as_jsonl() {
+fn csv_and_parquet_input_give_the_same_evaluations_as_jsonl() {
     let (config, input) = golden();
     let dir = temp_dir("csv");
     let csv = dir.join("events.csv");
@@ -357,6 +357,30 @@ fn csv_input_gives_the_same_evaluations_as_jsonl() {
     let (_, ev_json, de_json, _) = run(&config, &input, 2);
     assert!(ev_csv == ev_json, "CSV evaluations differ from JSONL");
     assert!(de_csv == de_json);
+
+    // Parquet: the same rows as typed columns.
+    use driftwatch_engine::source::{batch_from_columns, write_parquet, ColumnData};
+    let events = lines(&std::fs::read(&input).unwrap());
+    let text_col = |f: &dyn Fn(&serde_json::Value) -> Option<String>| ColumnData::Categorical(events.iter().map(f).collect());
+    let num_col = |f: &dyn Fn(&serde_json::Value) -> Option<f64>| ColumnData::Numeric(events.iter().map(f).collect());
+    let mut columns = vec![
+        ("model".to_string(), text_col(&|e| e["model"].as_str().map(str::to_owned))),
+        ("model_version".to_string(), text_col(&|e| e["model_version"].as_str().map(str::to_owned))),
+        ("timestamp".to_string(), num_col(&|e| e["timestamp"].as_f64())),
+    ];
+    for k in ["f0", "f1", "f2"] {
+        columns.push((k.to_string(), num_col(&|e| e["features"][k].as_f64())));
+    }
+    for k in ["c0", "c1"] {
+        columns.push((k.to_string(), text_col(&|e| e["features"][k].as_str().map(str::to_owned))));
+    }
+    let parquet = dir.join("events.parquet");
+    write_parquet(&parquet, &batch_from_columns(columns).unwrap()).unwrap();
+    let (report, ev_parquet, de_parquet, dead) = run(&flat, &parquet, 2);
+    assert!(dead.is_empty(), "{}", String::from_utf8_lossy(&dead));
+    assert_eq!(report.events_read, 8000);
+    assert!(ev_parquet == ev_json, "Parquet evaluations differ from JSONL");
+    assert!(de_parquet == de_json);
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -96,11 +96,12 @@ impl Receiver {
                     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let store = Arc::clone(&store);
                         async move {
-                            let headers = req
+                            let mut headers: HashMap<String, String> = req
                                 .headers()
                                 .iter()
                                 .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
                                 .collect();
+                            headers.insert("x-received-at-micros".into(), chrono::Utc::now().timestamp_micros().to_string());
                             let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
                             store.lock().unwrap().push((headers, body));
                             Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
@@ -116,6 +117,10 @@ impl Receiver {
     fn events(&self) -> Vec<(HashMap<String, String>, Value)> {
         self.requests.lock().unwrap().iter().map(|(h, b)| (h.clone(), serde_json::from_slice(b).unwrap())).collect()
     }
+}
+
+fn received_at(headers: &HashMap<String, String>) -> i64 {
+    headers["x-received-at-micros"].parse().unwrap()
 }
 
 fn free_port() -> u16 {
@@ -289,8 +294,8 @@ models:
     detectors:
       - {{ metric: psi, threshold: 0.2 }}
       - {{ metric: ks, p_value: 0.001, threshold: 0.1, mode: sketch }}
-      - {{ metric: chi2, p_value: 0.001 }}
-    alerting: {{ consecutive: 2, recover_after: 2, dataset_drift_share: null }}
+      - {{ metric: chi2, p_value: 0.000001 }}  # p alone: strict, so chance cannot page anyone
+    alerting: {{ consecutive: 3, recover_after: 2, dataset_drift_share: null }}
 source:
   type: kafka
   brokers: {brokers}
@@ -385,12 +390,18 @@ fn live_drift_reaches_webhook_and_kafka_and_offsets_are_committed() {
     let received = receiver.events();
     let bodies: Vec<Value> = received.iter().map(|(_, b)| b.clone()).collect();
     let seen = check_events(&bodies);
+    let mut worst = 0.0f64;
     for (h, b) in &received {
+        // Delivery latency: produced (ce-time, right after the window closed and was evaluated) → received.
+        let produced = chrono::DateTime::parse_from_rfc3339(&h["ce-time"]).unwrap();
+        worst = worst.max((received_at(h) - produced.timestamp_micros()) as f64 / 1e6);
         assert_eq!(h.get("idempotency-key"), b["event_id"].as_str().map(str::to_owned).as_ref());
         assert_eq!(h.get("ce-id"), h.get("idempotency-key"));
         assert_eq!(h.get("ce-specversion").map(String::as_str), Some("1.0"));
         assert!(h.get("x-driftwatch-signature").is_some_and(|s| s.starts_with("sha256=")));
     }
+    println!("webhook delivery latency, worst of {}: {:.1} ms", received.len(), worst * 1000.0);
+    assert!(worst < 1.0, "a drift event took {worst:.3} s to reach the webhook");
     // The Kafka drift topic holds the same events.
     let on_topic = read_topic(&drift_topic, 1, received.len());
     let ids = |v: &[Value]| v.iter().map(|e| e["event_id"].as_str().unwrap().to_owned()).collect::<BTreeSet<_>>();
