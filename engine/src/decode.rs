@@ -64,7 +64,6 @@ use std::fmt;
 use std::fmt::Write as _;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize as _;
 
 // ---------------------------------------------------------------------------
 // Specification and compiled decoder
@@ -1035,56 +1034,8 @@ impl<'a> DeserializeSeed<'a> for EntrySeed<'_, '_, 'a, '_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'a>>(self, deserializer: D) -> Result<(), D::Error> {
-        if self.entry.child.is_none() && self.entry.leaf.is_some() {
-            // Hot path: a leaf is taken as its raw text (serde_json only skips
-            // over it) and numbers are parsed by the standard library, which
-            // rounds correctly (Eisel–Lemire) at a fraction of the cost of
-            // serde_json's `float_roundtrip` parser.
-            let raw = <&'a serde_json::value::RawValue>::deserialize(deserializer)?.get();
-            if raw.starts_with('"') && memchr::memchr(b'\\', raw.as_bytes()).is_some() {
-                // Escapes: unescaped once here, then copied into a recycled
-                // buffer like serde_json's transient strings (bounded spares).
-                let unescaped: String = serde_json::from_str(raw).map_err(de::Error::custom)?;
-                return self.leaf(Val::Transient(&unescaped));
-            }
-            let val = raw_leaf(raw).map_err(de::Error::custom)?;
-            return self.leaf(val);
-        }
         deserializer.deserialize_any(self)
     }
-}
-
-/// Interprets the raw JSON text of one value (already validated by serde_json;
-/// strings without escapes).
-#[inline]
-fn raw_leaf(raw: &str) -> Result<Val<'_, 'static>, &'static str> {
-    let bytes = raw.as_bytes();
-    Ok(match bytes.first().copied() {
-        // Strings with escapes are handled by the caller.
-        Some(b'"') => Val::Borrowed(&raw[1..raw.len() - 1]),
-        Some(b't') => Val::Bool(true),
-        Some(b'f') => Val::Bool(false),
-        Some(b'n') => Val::Null,
-        Some(b'[') => Val::Array,
-        Some(b'{') => Val::Object,
-        Some(_) => {
-            let integer = !bytes.iter().any(|&b| matches!(b, b'.' | b'e' | b'E'));
-            if integer {
-                if let Ok(n) = raw.parse::<i64>() {
-                    return Ok(Val::I64(n));
-                }
-                if let Ok(n) = raw.parse::<u64>() {
-                    return Ok(Val::U64(n));
-                }
-            }
-            let x: f64 = raw.parse().map_err(|_| "invalid number")?;
-            if !x.is_finite() {
-                return Err("number out of range");
-            }
-            Val::F64(x)
-        }
-        None => return Err("empty value"),
-    })
 }
 
 impl<'a> Visitor<'a> for EntrySeed<'_, '_, 'a, '_> {
@@ -1191,9 +1142,9 @@ mod tests {
         decode_with(spec, json).unwrap_err().reason()
     }
 
-    /// Numbers are correctly rounded (the values below are ones serde_json's
-    /// default parser gets one ulp wrong), integers stay exact, and a number
-    /// beyond the f64 range is malformed.
+    /// Numbers are correctly rounded (serde_json's `float_roundtrip`; the
+    /// values below are ones its default parser gets one ulp wrong), integers
+    /// stay exact, and a number beyond the f64 range is malformed.
     #[test]
     fn numbers_are_correctly_rounded() {
         let spec = default_spec();
