@@ -32,7 +32,7 @@ scripts/broker.sh topic create "$topic" --partitions "$partitions" --port "$port
 "$bin" generate --events "$events" --drift-start $((events / 2)) --events-per-second 100000 \
     --kafka-brokers "$brokers" --kafka-topic "$topic" 2>/dev/null
 sed -e "s/^  brokers: .*/  brokers: $brokers/" -e "s/^  topics: .*/  topics: [$topic]/" -e "s/^  group_id: .*/  group_id: bench-$$/" \
-    -e '/type: kafka, brokers/d' -e '/dead_letter_topic/d' configs/demo.yaml >"$dir/config.yaml"
+    -e '/type: kafka, brokers/d' -e '/dead_letter_topic/d' "${CONFIG:-configs/demo.yaml}" >"$dir/config.yaml"
 metrics_port=$((port + 1))
 "$bin" run --config "$dir/config.yaml" --shards "$shards" --listen "127.0.0.1:$metrics_port" \
     >/dev/null 2>"$dir/engine.log" &
