@@ -23,6 +23,11 @@ pub mod webhook;
 
 pub use error::{Error, Result};
 
+/// Parses a human duration (`"250ms"`, `"5s"`, `"4h"`) with humantime.
+pub fn parse_duration(field: &'static str, text: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(text).map_err(|e| Error::Config { field, message: format!("{text:?} is not a duration like \"5s\": {e}") })
+}
+
 /// Exponential backoff with full jitter: a random delay in
 /// `[0, min(max, base · 2^attempt)]` (AWS's "full jitter").
 pub fn backoff(attempt: u32, base: std::time::Duration, max: std::time::Duration) -> std::time::Duration {
@@ -36,6 +41,16 @@ pub fn backoff(attempt: u32, base: std::time::Duration, max: std::time::Duration
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("t", "250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("t", "5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("t", "2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("t", "4h").unwrap(), Duration::from_secs(4 * 3600));
+        assert!(parse_duration("t", "5 parsecs").is_err());
+        assert!(parse_duration("t", "").is_err());
+    }
 
     #[test]
     fn backoff_stays_within_its_cap() {

@@ -75,52 +75,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
-    /// A Kafka consumer group.
-    Kafka(KafkaSource),
-}
-
-/// The Kafka source and its dead-letter topic.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSource {
-    /// `bootstrap.servers`.
-    pub brokers: String,
-    /// Topics to subscribe to.
-    pub topics: Vec<String>,
-    /// Consumer group.
-    pub group_id: String,
-    /// librdkafka consumer settings passed through (`security.protocol`, `sasl.*`, `ssl.*`, `fetch.*` …).
-    #[serde(default)]
-    pub options: std::collections::BTreeMap<String, String>,
-    /// How often applied offsets are committed.
-    #[serde(default = "default_commit_interval")]
-    pub commit_interval: String,
-    /// Longest wait for a batch to fill before it is handed to a shard.
-    #[serde(default = "default_batch_wait")]
-    pub batch_wait: HumanDuration,
-    /// Topic that receives unusable messages (original bytes; topic, partition, offset and reason in headers).
-    #[serde(default)]
-    pub dead_letter_topic: Option<String>,
-}
-
-fn default_commit_interval() -> String {
-    "1s".into()
-}
-fn default_batch_wait() -> HumanDuration {
-    HumanDuration(Duration::from_millis(100))
-}
-
-impl KafkaSource {
-    /// The connector's settings.
-    pub fn connector(&self) -> driftwatch_connectors::kafka::KafkaSourceConfig {
-        driftwatch_connectors::kafka::KafkaSourceConfig {
-            brokers: self.brokers.clone(),
-            topics: self.topics.clone(),
-            group_id: self.group_id.clone(),
-            options: self.options.clone(),
-            commit_interval: self.commit_interval.clone(),
-        }
-    }
+    /// A Kafka consumer group (with its dead-letter topic).
+    Kafka(driftwatch_connectors::kafka::KafkaSourceConfig),
 }
 
 /// A drift-event sink.
@@ -647,7 +603,7 @@ impl Config {
             }
         }
         if let Some(SourceConfig::Kafka(k)) = &self.source {
-            k.connector().validate().map_err(|e| invalid("source", e.to_string()))?;
+            k.validate().map_err(|e| invalid("source", e.to_string()))?;
         }
         for (i, sink) in self.sinks.iter().enumerate() {
             let at = format!("sinks[{i}]");

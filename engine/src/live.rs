@@ -168,7 +168,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     };
 
     let progress = Arc::new(Progress::default());
-    let source = KafkaSource::start(&kafka.connector(), Arc::clone(&progress) as Arc<dyn RevokeHook>, &registry)?;
+    let source = KafkaSource::start(kafka, Arc::clone(&progress) as Arc<dyn RevokeHook>, &registry)?;
     let handle = source.handle();
 
     let listen = match options.listen {
@@ -195,7 +195,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     let events_read = Arc::new(AtomicU64::new(0));
     let source_thread = {
         let (progress, stop, events_read, pool) = (Arc::clone(&progress), Arc::clone(&stop), Arc::clone(&events_read), pool.clone());
-        let batch_wait = kafka.batch_wait.0;
+        let batch_wait = kafka.batch_wait()?;
         std::thread::Builder::new()
             .name("driftwatch-source".into())
             .spawn(move || {

@@ -23,11 +23,14 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message as _};
 use serde::{Deserialize, Serialize};
 
-use crate::webhook::parse_duration;
+use crate::parse_duration;
 use crate::{Error, Result};
 
 fn default_commit_interval() -> String {
     "1s".into()
+}
+fn default_batch_wait() -> String {
+    "100ms".into()
 }
 
 /// Kafka source settings.
@@ -47,9 +50,21 @@ pub struct KafkaSourceConfig {
     /// How often applied offsets are committed (`"1s"`).
     #[serde(default = "default_commit_interval")]
     pub commit_interval: String,
+    /// Longest wait for a batch to fill before it is handed to a shard (`"100ms"`).
+    #[serde(default = "default_batch_wait")]
+    pub batch_wait: String,
+    /// Topic that receives unusable messages (original bytes; source topic,
+    /// partition, offset and reason in headers).
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
 }
 
 impl KafkaSourceConfig {
+    /// `batch_wait` as a duration.
+    pub fn batch_wait(&self) -> Result<Duration> {
+        parse_duration("batch_wait", &self.batch_wait)
+    }
+
     /// Checks the values without connecting.
     pub fn validate(&self) -> Result<()> {
         if self.topics.is_empty() {
@@ -59,6 +74,7 @@ impl KafkaSourceConfig {
             return Err(Error::Config { field: "group_id", message: "must not be empty".into() });
         }
         parse_duration("commit_interval", &self.commit_interval)?;
+        self.batch_wait()?;
         super::client_config(&self.brokers, &self.options, super::OWNED_CONSUMER).map(|_| ())
     }
 }
@@ -115,6 +131,8 @@ struct Shared {
     committed: Mutex<HashMap<u32, i64>>,
     assigned: Mutex<BTreeSet<u32>>,
     revoked: Mutex<Vec<u32>>,
+    /// Set with `revoked`, so the poll loop checks a flag, not a lock, per message.
+    revoke_pending: AtomicBool,
     brokers_up: AtomicBool,
     /// Milliseconds since `started` of the last statistics report.
     last_stats_ms: AtomicU64,
@@ -313,6 +331,7 @@ impl ConsumerContext for SourceContext {
             }
         }
         lock(&self.shared.revoked).extend(slots);
+        self.shared.revoke_pending.store(true, Ordering::Release);
     }
 
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -326,10 +345,23 @@ impl ConsumerContext for SourceContext {
     }
 }
 
+/// The slot of a partition from the polling thread's cache (the shared table
+/// is consulted once per partition).
+fn cached_slot(cache: &mut HashMap<String, HashMap<i32, u32>>, shared: &Shared, topic: &str, partition: i32) -> u32 {
+    if let Some(&slot) = cache.get(topic).and_then(|p| p.get(&partition)) {
+        return slot;
+    }
+    let slot = shared.slot(topic, partition);
+    cache.entry(topic.to_owned()).or_default().insert(partition, slot);
+    slot
+}
+
 /// A running consumer.
 pub struct KafkaSource {
     consumer: BaseConsumer<SourceContext>,
     shared: Arc<Shared>,
+    /// Slots seen by this thread: topic → partition → slot (hot path: no lock, no allocation on a hit).
+    slots: HashMap<String, HashMap<i32, u32>>,
     commit_interval: Duration,
     last_commit: Instant,
 }
@@ -363,6 +395,7 @@ impl KafkaSource {
             committed: Mutex::new(HashMap::new()),
             assigned: Mutex::new(BTreeSet::new()),
             revoked: Mutex::new(Vec::new()),
+            revoke_pending: AtomicBool::new(false),
             brokers_up: AtomicBool::new(false),
             last_stats_ms: AtomicU64::new(0),
             started: Instant::now(),
@@ -381,7 +414,7 @@ impl KafkaSource {
             .map_err(|source| Error::Kafka { what: "creating the consumer", source })?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|source| Error::Kafka { what: "subscribing", source })?;
-        Ok(Self { consumer, shared, commit_interval: parse_duration("commit_interval", &config.commit_interval)?, last_commit: Instant::now() })
+        Ok(Self { consumer, shared, slots: HashMap::new(), commit_interval: parse_duration("commit_interval", &config.commit_interval)?, last_commit: Instant::now() })
     }
 
     /// The engine's handle.
@@ -398,9 +431,11 @@ impl KafkaSource {
         while n < max {
             let left = deadline.saturating_duration_since(Instant::now());
             let polled = self.consumer.poll(if n == 0 { left } else { left.min(Duration::from_millis(1)) });
-            let revoked = std::mem::take(&mut *lock(&self.shared.revoked));
-            if !revoked.is_empty() {
-                return PollOutcome::Revoked(revoked);
+            if self.shared.revoke_pending.swap(false, Ordering::AcqRel) {
+                let revoked = std::mem::take(&mut *lock(&self.shared.revoked));
+                if !revoked.is_empty() {
+                    return PollOutcome::Revoked(revoked);
+                }
             }
             match polled {
                 None if left.is_zero() || n > 0 => break,
@@ -411,7 +446,7 @@ impl KafkaSource {
                     log_rate_limited(&format!("kafka source: {e}"));
                 }
                 Some(Ok(m)) => {
-                    let slot = self.shared.slot(m.topic(), m.partition());
+                    let slot = cached_slot(&mut self.slots, &self.shared, m.topic(), m.partition());
                     f(Message { payload: m.payload().unwrap_or_default(), slot, offset: m.offset(), timestamp_ms: m.timestamp().to_millis() });
                     n += 1;
                 }
