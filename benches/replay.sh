@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 events=${1:-1000000}; shift || true
 shards=("${@:-1 2}")
 config=${CONFIG:-configs/throughput.yaml}
-cargo build --release -p driftwatch-engine --bin driftwatch
 bin=target/release/driftwatch
+# The same build as the test suite (one profile, one feature set), only if missing.
+[[ -x "$bin" ]] || cargo build --workspace --release --all-targets
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$bin" generate --events "$events" --drift-start $((events / 2)) -o "$dir/events.jsonl"

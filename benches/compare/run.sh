@@ -32,8 +32,8 @@ mkdir -p "$out"
 
 bin="$root/target/release/driftwatch"
 if [ ! -x "$bin" ]; then
-    echo "target/release/driftwatch is missing: building it (cargo build --release --workspace --bins)"
-    cargo build --release --workspace --bins
+    echo "target/release/driftwatch is missing: building it (cargo build --workspace --release --all-targets, the test suite's build)"
+    cargo build --workspace --release --all-targets
 fi
 
 # The virtualenvs: base (SciPy script, data conversion, harness) plus one per selected peer.
