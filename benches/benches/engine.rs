@@ -65,13 +65,13 @@ fn panes(config: &Config, lines: &[Vec<u8>]) -> Vec<ModelRows> {
     let plan = Plan::new(config).unwrap();
     let decoder = Decoder::new(&plan.decoder).unwrap();
     let mp = &plan.models[0];
-    let mut ev = DecodedEvent::new();
+    // One event buffer for all lines (the engine keeps one per batch).
+    let mut e = DecodedEvent::new();
     lines
         .chunks(PANE)
         .map(|chunk| {
             let mut rows = ModelRows::new(mp, chunk.len());
             for line in chunk {
-                let mut e = std::mem::take(&mut ev).recycle();
                 decoder.decode(line, &mut e).unwrap();
                 rows.start_row(e.timestamp_ms, e.model_version.as_deref());
                 for (ci, c) in mp.columns.iter().enumerate() {
@@ -81,7 +81,6 @@ fn panes(config: &Config, lines: &[Vec<u8>]) -> Vec<ModelRows> {
                         _ => rows.push_missing(ci),
                     }
                 }
-                ev = e.recycle();
             }
             rows
         })
@@ -102,12 +101,11 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements(PANE as u64));
     g.bench_function("decode/22_features", |b| {
-        let mut ev = DecodedEvent::new();
+        // One event buffer for all lines, as the shards keep one per batch.
+        let mut e = DecodedEvent::new();
         b.iter(|| {
             for line in &lines[..PANE] {
-                let mut e = std::mem::take(&mut ev).recycle();
                 decoder.decode(black_box(line), &mut e).unwrap();
-                ev = e.recycle();
             }
         });
     });

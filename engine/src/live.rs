@@ -36,6 +36,7 @@ use crate::decode::Decoder;
 use crate::evaluate::{ModelState, Outcome};
 use crate::metrics::EngineMetrics;
 use crate::model::{build_references, Plan};
+use crate::batch::RowsPool;
 use crate::pipeline::{create_output, Batch, BatchPool, Decoded, Shards};
 use crate::{Error, Result};
 
@@ -188,7 +189,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     }
 
     // Shards.
-    let Shards { senders: shard_txs, probes: queue_probe, done: done_rx, pool, handles: shard_handles } =
+    let Shards { senders: shard_txs, probes: queue_probe, done: done_rx, pool, rows: rows_pool, handles: shard_handles } =
         Shards::start(shard_count, config, &plan, &decoder)?;
 
     // The source thread.
@@ -214,6 +215,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
         sinks: &sinks,
         dead_letter_sink: dead_letter_sink.as_ref(),
         handle: &handle,
+        rows_pool: &rows_pool,
         summary: RunSummary::default(),
         drifting: HashMap::new(),
         previous: vec![Default::default(); models.len()],
@@ -375,6 +377,7 @@ struct WindowStage<'a> {
     sinks: &'a [Sink],
     dead_letter_sink: Option<&'a KafkaSink>,
     handle: &'a SourceHandle,
+    rows_pool: &'a RowsPool,
     summary: RunSummary,
     /// (model, feature) → metrics by which it drifts now.
     drifting: HashMap<(String, String), Vec<&'static str>>,
@@ -426,6 +429,7 @@ impl WindowStage<'_> {
         latency.flush();
         // Offsets are reported only now that the batch is applied.
         self.handle.applied(&d.positions);
+        self.rows_pool.give_all(d.rows);
         let now = now_unix();
         for e in outcome.evaluations.drain(..) {
             self.metrics.record(&e, now);

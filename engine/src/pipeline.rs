@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::{Config, FeatureType};
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
-use crate::batch::ModelRows;
+use crate::batch::{ModelRows, RowsPool};
 use crate::evaluate::{ModelCounters, ModelState, Outcome};
 use crate::model::{build_references, Plan};
 use crate::source::{self, FileFormat};
@@ -227,6 +227,8 @@ pub(crate) struct Shards {
     pub(crate) probes: Vec<Receiver<Batch>>,
     pub(crate) done: Receiver<Decoded>,
     pub(crate) pool: BatchPool,
+    /// Where the window stage hands applied column batches back.
+    pub(crate) rows: RowsPool,
     pub(crate) handles: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -235,18 +237,19 @@ impl Shards {
     pub(crate) fn start(count: usize, config: &Config, plan: &Arc<Plan>, decoder: &Arc<Decoder>) -> Result<Self> {
         let (done_tx, done) = bounded::<Decoded>(count * config.engine.queue_batches);
         let pool = BatchPool::new(count * (config.engine.queue_batches + 1), config.engine.batch_events);
+        let rows = RowsPool::new(plan.models.len(), 2 * count * (config.engine.queue_batches + 1));
         let (mut senders, mut probes, mut handles) = (Vec::with_capacity(count), Vec::with_capacity(count), Vec::with_capacity(count));
         for i in 0..count {
             let (tx, rx): (Sender<Batch>, Receiver<Batch>) = bounded(config.engine.queue_batches);
             senders.push(tx);
             probes.push(rx.clone());
-            let (plan, decoder, done, pool) = (Arc::clone(plan), Arc::clone(decoder), done_tx.clone(), pool.clone());
+            let (plan, decoder, done, pool, rows) = (Arc::clone(plan), Arc::clone(decoder), done_tx.clone(), pool.clone(), rows.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("driftwatch-shard-{i}"))
                 .spawn(move || {
                     let mut scratch = DecodedEvent::new();
                     for batch in rx {
-                        let decoded = decode_batch(&batch, &decoder, &plan, &mut scratch);
+                        let decoded = decode_batch(&batch, &decoder, &plan, &rows, &mut scratch);
                         pool.give(batch);
                         if done.send(decoded).is_err() {
                             break;
@@ -256,15 +259,16 @@ impl Shards {
                 .map_err(|e| Error::Internal(format!("cannot start shard thread: {e}")))?;
             handles.push(handle);
         }
-        Ok(Self { senders, probes, done, pool, handles })
+        Ok(Self { senders, probes, done, pool, rows, handles })
     }
 }
 
 /// Decodes and type-checks one batch (runs on a shard thread).
-pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratch: &mut DecodedEvent<'static>) -> Decoded {
+pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: &RowsPool, scratch: &mut DecodedEvent<'static>) -> Decoded {
     let mut per_model: Vec<Option<ModelRows>> = vec![None; plan.models.len()];
     let mut dead = Vec::new();
-    let mut event = std::mem::take(scratch);
+    // One event buffer for the whole batch (its strings borrow the batch).
+    let mut ev = std::mem::take(scratch).recycle();
     let oversize: HashMap<usize, usize> = batch.oversize.iter().copied().collect();
     for i in 0..batch.len() {
         let bytes = batch.line(i);
@@ -281,10 +285,8 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratc
             dead.push(dead_letter("oversize", format!("{len} bytes, limit {}", plan.decoder.max_event_bytes), false));
             continue;
         }
-        let mut ev = event.recycle();
         if let Err(e) = decoder.decode(bytes, &mut ev) {
             dead.push(dead_letter(e.reason().as_str(), e.to_string(), false));
-            event = ev.recycle();
             continue;
         }
         let model = match ev.model.as_deref() {
@@ -309,7 +311,7 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratc
         };
         if let Some(m) = model {
             let mp = &plan.models[m];
-            let rows = per_model[m].get_or_insert_with(|| ModelRows::new(mp, batch.len()));
+            let rows = per_model[m].get_or_insert_with(|| pool.take(m, mp, batch.len()));
             rows.start_row(ev.timestamp_ms, ev.model_version.as_deref());
             let mut wrong: Vec<&str> = Vec::new();
             for (ci, c) in mp.columns.iter().enumerate() {
@@ -329,9 +331,8 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, scratc
                 dead.push(dead_letter("wrong_type", format!("unexpected type for {}", wrong.join(", ")), true));
             }
         }
-        event = ev.recycle();
     }
-    *scratch = event;
+    *scratch = ev.recycle();
     let mut positions: Vec<(u32, i64)> = Vec::new();
     for (&slot, &offset) in batch.partitions.iter().zip(&batch.numbers) {
         match positions.iter_mut().find(|p| p.0 == slot) {
@@ -440,7 +441,7 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
     let batch_events = config.engine.batch_events;
     let max = config.engine.max_event_bytes;
 
-    let Shards { senders: shard_txs, done: done_rx, pool, handles, .. } = Shards::start(shard_count, config, &plan, &decoder)?;
+    let Shards { senders: shard_txs, done: done_rx, pool, rows: rows_pool, handles, .. } = Shards::start(shard_count, config, &plan, &decoder)?;
 
     let input_path: PathBuf = input.to_owned();
     let reader = std::thread::Builder::new()
@@ -489,7 +490,7 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
         while let Some(d) = pending.remove(&next) {
             next += 1;
             if result.is_ok() {
-                result = apply_batch(d, &mut models, &mut outputs, &mut outcome, &mut report);
+                result = apply_batch(d, &mut models, &mut outputs, &mut outcome, &mut report, &rows_pool);
             }
         }
         if result.is_err() {
@@ -520,7 +521,7 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
     Ok(report)
 }
 
-fn apply_batch(d: Decoded, models: &mut [ModelState], outputs: &mut Outputs, outcome: &mut Outcome, report: &mut Report) -> Result<()> {
+fn apply_batch(d: Decoded, models: &mut [ModelState], outputs: &mut Outputs, outcome: &mut Outcome, report: &mut Report, pool: &RowsPool) -> Result<()> {
     for dl in &d.dead {
         *report.dead_letters.entry(dl.reason).or_default() += 1;
         write_line(&mut outputs.dead_letter, dl, "dead letter output")?;
@@ -531,6 +532,7 @@ fn apply_batch(d: Decoded, models: &mut [ModelState], outputs: &mut Outputs, out
             report.events_applied += rows.len() as u64;
         }
     }
+    pool.give_all(d.rows);
     flush_outcome(outcome, outputs, report)
 }
 

@@ -73,7 +73,21 @@ impl Store {
             lo = hi - max_buckets as i32 + 1;
             self.floor = self.floor.max(lo);
         }
-        let mut counts = vec![0u64; (hi - lo + 1) as usize];
+        let len = (hi - lo + 1) as usize;
+        if lo == self.offset {
+            // Only the top moved: extend in place (amortised by `Vec`).
+            self.counts.resize(len, 0);
+            return;
+        }
+        if lo < self.offset {
+            // The bottom moved down and nothing collapses: shift in place.
+            let below = (self.offset - lo) as usize;
+            self.counts.splice(0..0, std::iter::repeat(0).take(below));
+            self.counts.resize(len, 0);
+            self.offset = lo;
+            return;
+        }
+        let mut counts = vec![0u64; len];
         for (i, &c) in self.counts.iter().enumerate() {
             let k = (self.offset + i as i32).max(lo);
             counts[(k - lo) as usize] += c;
@@ -188,7 +202,15 @@ impl LogSketch {
     #[inline]
     fn key(&self, magnitude: f64) -> i32 {
         // magnitude ∈ [MIN_INDEXABLE, f64::MAX]: the key fits i32 for any α ≥ 1e-6.
-        (magnitude.ln() * self.inv_ln_gamma).ceil() as i32
+        // `f64::ceil` is a libm call on baseline x86-64 (no SSE4.1): ceil by
+        // truncation instead, exact for every value in i32's range.
+        let y = magnitude.ln() * self.inv_ln_gamma;
+        let t = y as i32;
+        if f64::from(t) < y {
+            t + 1
+        } else {
+            t
+        }
     }
 
     fn compatible(&self, other: &Self) -> Result<()> {
