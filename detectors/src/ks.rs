@@ -115,6 +115,15 @@ pub fn ks_statistic_sorted(reference: &[f64], current: &[f64]) -> f64 {
 pub fn ks_2samp_sorted(reference: &[f64], current: &[f64], method: KsMethod) -> Result<KsResult> {
     check_sorted(reference, "reference")?;
     check_sorted(current, "current")?;
+    ks_2samp_trusted(reference, current, method)
+}
+
+/// [`ks_2samp_sorted`] for callers whose invariants already guarantee sorted,
+/// finite input ([`crate::sketch::ExactSample`]): the check scans 60 000
+/// values per evaluation of a 10 000-value window against a 50 000-value
+/// reference, about as long as computing `D`.
+pub(crate) fn ks_2samp_trusted(reference: &[f64], current: &[f64], method: KsMethod) -> Result<KsResult> {
+    debug_assert!(check_sorted(reference, "reference").is_ok() && check_sorted(current, "current").is_ok());
     for s in [reference, current] {
         if s.is_empty() {
             return Err(Error::InsufficientData {

@@ -89,7 +89,8 @@ impl ExactSample {
         current.complete()?;
         self.sort();
         current.sort();
-        ks::ks_2samp_sorted(&self.values, &current.values, method)
+        // Sorted just above, and only finite values are ever stored.
+        ks::ks_2samp_trusted(&self.values, &current.values, method)
     }
 
     /// Wasserstein-1 distance of `current` against `self`.
@@ -147,7 +148,7 @@ impl Sketch for ExactSample {
         } else if self.values.len() >= self.capacity {
             self.overflow += 1;
         } else {
-            if self.sorted && self.values.last().is_some_and(|&l| l > x) {
+            if self.sorted && self.values.last().is_some_and(|l| l.total_cmp(&x).is_gt()) {
                 self.sorted = false;
             }
             self.values.push(x);
@@ -185,11 +186,26 @@ impl Sketch for ExactSample {
         let take = other.values.len().min(room);
         self.overflow += (other.values.len() - take) as u64;
         let incoming = &other.values[..take];
-        if self.sorted && other.sorted {
+        if self.sorted {
+            // A sliding window merges a pane of k unsorted values into n
+            // sorted ones: sorting the k and merging is O(n + k log k), where
+            // appending and re-sorting at the next evaluation was O(n log n)
+            // (most of exact KS's cost per slide).
+            let sorted_incoming;
+            let incoming: &[f64] = if other.sorted {
+                incoming
+            } else {
+                let mut v = incoming.to_vec();
+                v.sort_unstable_by(f64::total_cmp);
+                sorted_incoming = v;
+                &sorted_incoming
+            };
             let mut merged = Vec::with_capacity(self.values.len() + take);
             let (mut i, mut j) = (0, 0);
             while i < self.values.len() && j < incoming.len() {
-                if self.values[i] <= incoming[j] {
+                // The same total order as `sort` (−0.0 before +0.0), which
+                // `remove_sorted` relies on.
+                if self.values[i].total_cmp(&incoming[j]).is_le() {
                     merged.push(self.values[i]);
                     i += 1;
                 } else {
@@ -256,5 +272,48 @@ impl Sketch for ExactSample {
         // `sorted` is not serialized: recompute it.
         s.sorted = s.values.windows(2).all(|w| w[0] <= w[1]);
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Merging an unsorted pane into a sorted window keeps it sorted (no
+    /// re-sort later) and holds exactly what sorting everything gives;
+    /// unmerging the pane restores the window, signed zeros included.
+    #[test]
+    fn merge_of_an_unsorted_pane_keeps_the_window_sorted() {
+        let mut window = ExactSample::new(100);
+        for x in [0.0, 1.0, 2.0, -3.0, 5.0] {
+            window.update(x);
+        }
+        window.sort();
+        let before = window.clone();
+        let mut pane = ExactSample::new(100);
+        for x in [4.0, -0.0, 1.0, -7.0, 0.0] {
+            pane.update(x);
+        }
+        assert!(!pane.is_sorted());
+        window.merge(&pane).unwrap();
+        assert!(window.is_sorted());
+        let mut all: Vec<f64> = [0.0, 1.0, 2.0, -3.0, 5.0, 4.0, -0.0, 1.0, -7.0, 0.0].to_vec();
+        all.sort_unstable_by(f64::total_cmp);
+        let held = window.sorted_values_ref().unwrap();
+        assert_eq!(held.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), all.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        window.unmerge(&pane).unwrap();
+        assert_eq!(window, before);
+    }
+
+    /// A value appended after a larger one, in the total order, marks the
+    /// sample unsorted (−0.0 after +0.0 included).
+    #[test]
+    fn signed_zeros_follow_the_total_order() {
+        let mut s = ExactSample::new(4);
+        s.update(0.0);
+        s.update(-0.0);
+        assert!(!s.is_sorted());
+        s.sort();
+        assert_eq!(s.sorted_values_ref().unwrap()[0].to_bits(), (-0.0f64).to_bits());
     }
 }
