@@ -52,8 +52,8 @@ impl ModelRows {
         }
     }
 
-    /// Empties the rows, keeping every buffer's capacity (for reuse through
-    /// a [`RowsPool`]).
+    /// Empties the rows, keeping every buffer's capacity (the window stage
+    /// hands applied batches back to the shards for reuse).
     pub fn clear(&mut self) {
         self.len = 0;
         self.ts.clear();

@@ -539,3 +539,68 @@ fn metrics_endpoint_serves_health_and_readiness() {
     engine.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A broker that is down: the engine keeps serving `/metrics` and `/healthz`,
+/// says why it is not ready on `/readyz`, logs the cause at most once per
+/// 10 s (not per retry), and consumes by itself once a broker comes up on the
+/// configured address. The broker here is a second Tansu on its own port and
+/// state directory, started by the project's script.
+#[test]
+fn broker_outage_is_reported_and_recovered_from_without_a_restart() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let (topic, group) = (unique("outage"), unique("group"));
+    let dir = std::env::temp_dir().join(unique("dw-outage"));
+    let config = config("{ baseline_events: 100 }", "{ type: tumbling, events: 100 }", &topic, &group, "  - { type: log }", None)
+        .replace(&format!("brokers: {}", brokers()), &format!("brokers: {address}"));
+    assert!(config.contains(&address));
+    let mut engine = Engine::start(&dir, &config, &[]);
+    engine.wait_for("the endpoint", Duration::from_secs(30), |s| !s.is_empty());
+    // Down for 6 s: serving, not ready, with the cause, and a quiet log.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(http_get(engine.port, "/healthz").map(|r| r.0), Some(200));
+    let (status, body) = http_get(engine.port, "/readyz").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("kafka"), "{body}");
+    assert!(engine.scrape().contains("driftwatch_source_events_total"));
+    let kafka_lines = engine.log().lines().filter(|l| l.contains("kafka") || l.contains("librdkafka")).count();
+    assert!((1..=2).contains(&kafka_lines), "expected the cause logged once per 10 s, got {kafka_lines} lines:\n{}", engine.log());
+
+    // The broker comes up on that address; nothing is restarted.
+    let broker = ScriptBroker { script: root.join("scripts/broker.sh"), dir: dir.join("broker") };
+    let port_text = port.to_string();
+    broker.run(&["start", "--port", &port_text]);
+    broker.run(&["topic", "create", &topic, "--partitions", "1", "--port", &port_text]);
+    let produced = Command::new(binary())
+        .args(["generate", "--events", "500", "--kafka-brokers", &address, "--kafka-topic", &topic])
+        .output()
+        .unwrap();
+    assert!(produced.status.success(), "{}", String::from_utf8_lossy(&produced.stderr));
+    engine.wait_ready(Duration::from_secs(60));
+    engine.wait_for("all 500 events", Duration::from_secs(60), |s| metric_sum(s, "driftwatch_source_events_total") == 500.0);
+    let summary = engine.stop();
+    drop(broker);
+    assert_eq!(summary["events_applied"], 500, "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A broker started by `scripts/broker.sh` in its own state directory,
+/// stopped when dropped (also when the test fails).
+struct ScriptBroker {
+    script: PathBuf,
+    dir: PathBuf,
+}
+
+impl ScriptBroker {
+    fn run(&self, args: &[&str]) {
+        let out = Command::new(&self.script).args(args).env("BROKER_DIR", &self.dir).output().unwrap();
+        assert!(out.status.success(), "broker.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for ScriptBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.script).arg("stop").env("BROKER_DIR", &self.dir).output();
+    }
+}
