@@ -166,7 +166,7 @@ pub fn ks_2samp(reference: &[f64], current: &[f64], method: KsMethod) -> Result<
                 required: 1,
             });
         }
-        v.sort_unstable_by(f64::total_cmp);
+        crate::sketch::sort_total(&mut v);
         Ok(v)
     };
     let r = prepare(reference)?;

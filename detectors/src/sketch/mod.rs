@@ -25,7 +25,7 @@ mod moments;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use categorical::{CategoryCounts, OTHER_CATEGORY};
-pub use exact::ExactSample;
+pub use exact::{sort_total, ExactSample};
 pub use histogram::FixedHistogram;
 pub use log_sketch::{LogSketch, SketchKs};
 pub use moments::Moments;
