@@ -198,7 +198,7 @@ struct Node {
 }
 
 /// A key and its fingerprint. For keys of at most 16 bytes the fingerprint
-/// is the key itself (`head` and `tail` overlap or pad with zeros).
+/// determines the key (`head` and `tail` cover it, overlapping when short).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Fingerprint {
     len: usize,
@@ -209,15 +209,18 @@ struct Fingerprint {
 impl Fingerprint {
     #[inline]
     fn of(bytes: &[u8]) -> Fingerprint {
-        let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
-            (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
-            _ => {
-                let short = bytes
-                    .iter()
-                    .enumerate()
-                    .fold(0, |h, (i, &b)| h | u64::from(b) << (8 * i));
-                (short, 0)
-            }
+        // Two loads that together cover the key (overlapping when it is
+        // shorter than twice their width): with the length, they determine
+        // the key, so up to 16 bytes the fingerprint is exact. Most feature
+        // names are under 8 bytes; no per-byte loop for them.
+        let (head, tail) = if let (Some(h), Some(t)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (u64::from_le_bytes(*h), u64::from_le_bytes(*t))
+        } else if let (Some(h), Some(t)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+            (u64::from(u32::from_le_bytes(*h)), u64::from(u32::from_le_bytes(*t)))
+        } else if let (Some(h), Some(t)) = (bytes.first_chunk::<2>(), bytes.last_chunk::<2>()) {
+            (u64::from(u16::from_le_bytes(*h)), u64::from(u16::from_le_bytes(*t)))
+        } else {
+            (bytes.first().map_or(0, |&b| u64::from(b)), 0)
         };
         Fingerprint {
             len: bytes.len(),
