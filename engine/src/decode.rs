@@ -34,8 +34,12 @@
 //! - Feature slots are not type-checked here: the engine decides per feature
 //!   type from the [`SlotValue`].
 //! - Integers become `f64` in [`SlotValue::Number`] (exact up to 2^53).
-//! - Skipped values of any depth are skipped iteratively; the walk recurses
-//!   only as deep as the spec's paths (sonic-rs's limit of 128 applies).
+//! - Nesting deeper than [`MAX_DEPTH`] (128) levels anywhere in the event is
+//!   refused before parsing ([`DecodeError::TooDeep`]): sonic-rs skips
+//!   unneeded values recursively and without its own depth limit, so one
+//!   event nested a million levels deep would overflow the shard's stack.
+//!   Counting `[` and `{` bytes bounds the depth, so only events with more
+//!   than 128 of them are scanned for it.
 //! - Numbers are correctly rounded (tested against the standard library's
 //!   parser); sonic-rs measured 13 % faster here than serde_json with
 //!   `float_roundtrip` on the generated ~730-byte events.
@@ -391,6 +395,9 @@ impl Decoder {
             valid_up_to: source.valid_up_to(),
             source,
         })?;
+        if memchr::memchr2_iter(b'[', b'{', bytes).count() > MAX_DEPTH && nesting_depth(bytes) > MAX_DEPTH {
+            return Err(DecodeError::TooDeep { limit: MAX_DEPTH });
+        }
         let mut de = sonic_rs::Deserializer::from_str(text);
         let mut cx = Cx {
             nodes: &self.nodes,
@@ -418,6 +425,41 @@ impl Decoder {
             }
         }
     }
+}
+
+/// The deepest nesting of arrays and objects an event may have.
+pub const MAX_DEPTH: usize = 128;
+
+/// The deepest nesting of arrays and objects in `bytes`, counting brackets
+/// outside strings; stops counting once past [`MAX_DEPTH`]. Malformed input
+/// gives some depth, never a panic (the parser rejects it afterwards).
+fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_DEPTH {
+                    break;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// A payload-free description of a parser error (see
@@ -685,8 +727,14 @@ pub enum DecodeError {
         #[source]
         source: std::str::Utf8Error,
     },
-    /// A JSON syntax error, trailing characters, `NaN`/`Infinity`, or
-    /// nesting deeper than 128 levels.
+    /// Arrays and objects nested deeper than [`MAX_DEPTH`] levels; refused
+    /// before parsing.
+    #[error("JSON nested deeper than {limit} levels")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// A JSON syntax error, trailing characters or `NaN`/`Infinity`.
     #[error("malformed JSON at line {line}, column {column} ({kind})")]
     MalformedJson {
         /// 1-based line of the error.
@@ -727,7 +775,7 @@ impl DecodeError {
     pub fn reason(&self) -> DecodeReason {
         match self {
             DecodeError::Oversize { .. } => DecodeReason::Oversize,
-            DecodeError::InvalidUtf8 { .. } | DecodeError::MalformedJson { .. } => {
+            DecodeError::InvalidUtf8 { .. } | DecodeError::MalformedJson { .. } | DecodeError::TooDeep { .. } => {
                 DecodeReason::MalformedJson
             }
             DecodeError::NotAnObject { .. } => DecodeReason::NotAnObject,
@@ -1484,18 +1532,28 @@ mod tests {
             reason(&spec, r#"{"score":1e999}"#),
             DecodeReason::MalformedJson
         );
-        // Deep nesting: the walk recurses only as deep as the spec's paths;
-        // skipped values are skipped iteratively by sonic-rs (no stack
-        // growth), so deep but valid JSON is accepted.
-        let deep = format!(r#"{{"score":{}{}}}"#, "[".repeat(5000), "]".repeat(5000));
-        assert_eq!(
-            decode_with(&spec, &deep).unwrap().values[3],
-            SlotValue::Other
-        );
-        let deep = format!("{}{}", r#"{"features":"#.repeat(5000), "}".repeat(5000));
-        assert_eq!(reason(&spec, &deep), DecodeReason::MalformedJson);
-        let deep = format!("{}1{}", r#"{"features":"#.repeat(5000), "}".repeat(5000));
+        // Deep nesting: up to 128 levels (the event's own object included)
+        // is decoded, skipped or walked; deeper is refused before parsing —
+        // also a million levels in a skipped value, which would overflow
+        // the stack in the parser's recursive skip.
+        let deep = format!(r#"{{"score":{}{}}}"#, "[".repeat(127), "]".repeat(127));
+        assert_eq!(decode_with(&spec, &deep).unwrap().values[3], SlotValue::Other);
+        let deep = format!(r#"{{"x":{}{}}}"#, "[".repeat(127), "]".repeat(127));
         assert!(decode_with(&spec, &deep).is_ok());
+        for levels in [128, 5000, 1_000_000] {
+            let deep = format!(r#"{{"x":{}{}}}"#, "[".repeat(levels), "]".repeat(levels));
+            let big = DecoderSpec { max_event_bytes: 4 << 20, ..spec.clone() };
+            let err = decode_with(&big, &deep).unwrap_err();
+            assert!(matches!(err, DecodeError::TooDeep { limit: 128 }), "{levels}: {err}");
+            assert_eq!(err.reason(), DecodeReason::MalformedJson);
+        }
+        let deep = format!("{}1{}", r#"{"features":"#.repeat(5000), "}".repeat(5000));
+        assert_eq!(reason(&spec, &deep), DecodeReason::MalformedJson);
+        // Brackets inside strings do not count.
+        let strings = format!(r#"{{"x":"{}","y":["{}"]}}"#, "[".repeat(500), "{".repeat(500));
+        assert!(decode_with(&spec, &strings).is_ok());
+        let escaped = format!(r#"{{"x":"\"{}\\","y":1}}"#, "[".repeat(500));
+        assert!(decode_with(&spec, &escaped).is_ok());
 
         // Invalid UTF-8, also inside a value the decoder skips.
         let decoder = Decoder::new(&spec).unwrap();

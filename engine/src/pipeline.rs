@@ -237,7 +237,10 @@ impl Shards {
     pub(crate) fn start(count: usize, config: &Config, plan: &Arc<Plan>, decoder: &Arc<Decoder>) -> Result<Self> {
         let (done_tx, done) = bounded::<Decoded>(count * config.engine.queue_batches);
         let pool = BatchPool::new(count * (config.engine.queue_batches + 1), config.engine.batch_events);
-        let rows = RowsPool::new(plan.models.len(), 2 * count * (config.engine.queue_batches + 1));
+        // As many as can be in flight (the shards → window stage queue plus
+        // one being filled per shard), so the pool never holds more memory
+        // than a full pipeline does.
+        let rows = RowsPool::new(plan.models.len(), count * (config.engine.queue_batches + 1));
         let (mut senders, mut probes, mut handles) = (Vec::with_capacity(count), Vec::with_capacity(count), Vec::with_capacity(count));
         for i in 0..count {
             let (tx, rx): (Sender<Batch>, Receiver<Batch>) = bounded(config.engine.queue_batches);

@@ -553,8 +553,12 @@ fn broker_outage_is_reported_and_recovered_from_without_a_restart() {
     let (topic, group) = (unique("outage"), unique("group"));
     let dir = std::env::temp_dir().join(unique("dw-outage"));
     let config = config("{ baseline_events: 100 }", "{ type: tumbling, events: 100 }", &topic, &group, "  - { type: log }", None)
-        .replace(&format!("brokers: {}", brokers()), &format!("brokers: {address}"));
-    assert!(config.contains(&address));
+        .replace(&format!("brokers: {}", brokers()), &format!("brokers: {address}"))
+        // The topic is created after the broker comes up: without a short
+        // refresh, a consumer that connected in between would not see it
+        // until librdkafka's next periodic metadata refresh (5 minutes).
+        .replace(r#"fetch.wait.max.ms: "100" }"#, r#"fetch.wait.max.ms: "100", topic.metadata.refresh.interval.ms: "1000" }"#);
+    assert!(config.contains(&address) && config.contains("topic.metadata.refresh.interval.ms"));
     let mut engine = Engine::start(&dir, &config, &[]);
     engine.wait_for("the endpoint", Duration::from_secs(30), |s| !s.is_empty());
     // Down for 6 s: serving, not ready, with the cause, and a quiet log.

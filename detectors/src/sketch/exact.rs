@@ -293,8 +293,9 @@ impl Sketch for ExactSample {
         }
         let mut s = snapshot.state;
         s.validate()?;
-        // `sorted` is not serialized: recompute it.
-        s.sorted = s.values.windows(2).all(|w| w[0] <= w[1]);
+        // `sorted` is not serialized: recompute it, in the same total order
+        // as `sort` (−0.0 before +0.0).
+        s.sorted = s.values.windows(2).all(|w| w[0].total_cmp(&w[1]).is_le());
         Ok(s)
     }
 }

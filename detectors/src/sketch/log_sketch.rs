@@ -207,7 +207,9 @@ impl LogSketch {
         let y = magnitude.ln() * self.inv_ln_gamma;
         let t = y as i32;
         if f64::from(t) < y {
-            t + 1
+            // Saturates like `ceil() as i32` (only reachable with an accuracy
+            // far below any configured one).
+            t.saturating_add(1)
         } else {
             t
         }
