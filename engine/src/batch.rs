@@ -150,45 +150,69 @@ impl ModelRows {
     }
 }
 
+/// Buffers handed back by the stage that consumed them, so that the stage
+/// producing them reuses their allocations: a bounded queue; a full queue
+/// drops what is given, an empty one gives nothing.
+pub(crate) struct Recycler<T> {
+    tx: crossbeam_channel::Sender<T>,
+    rx: crossbeam_channel::Receiver<T>,
+}
+
+impl<T> Clone for Recycler<T> {
+    fn clone(&self) -> Self {
+        Self { tx: self.tx.clone(), rx: self.rx.clone() }
+    }
+}
+
+impl<T> Recycler<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        Self { tx, rx }
+    }
+
+    /// A buffer given back earlier, if any.
+    pub(crate) fn take(&self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Keeps `item` for reuse unless the queue is full.
+    pub(crate) fn give(&self, item: T) {
+        let _full = self.tx.try_send(item);
+    }
+}
+
 /// Column batches the window stage has applied, handed back to the shards
 /// so that their buffers are reused: a fresh batch is about 1.4 MB for 22
 /// features × 4 096 rows, and allocating one per batch on one thread and
 /// freeing it on another made the allocator return pages to the kernel and
-/// fault them in again. One bounded queue per model (batches of different
-/// models have different columns); a full queue drops the batch.
+/// fault them in again. One [`Recycler`] per model (batches of different
+/// models have different columns).
 #[derive(Clone)]
 pub(crate) struct RowsPool {
-    per_model: std::sync::Arc<[(crossbeam_channel::Sender<ModelRows>, crossbeam_channel::Receiver<ModelRows>)]>,
+    per_model: std::sync::Arc<[Recycler<ModelRows>]>,
 }
 
 impl RowsPool {
     pub(crate) fn new(models: usize, capacity: usize) -> Self {
-        Self { per_model: (0..models).map(|_| crossbeam_channel::bounded(capacity)).collect() }
+        Self { per_model: (0..models).map(|_| Recycler::new(capacity)).collect() }
     }
 
     /// Empty rows for model `m` of `plan`, recycled when one is available.
     pub(crate) fn take(&self, m: usize, plan: &ModelPlan, capacity: usize) -> ModelRows {
-        match self.per_model.get(m).map(|(_, rx)| rx.try_recv()) {
-            Some(Ok(mut rows)) => {
+        match self.per_model.get(m).and_then(Recycler::take) {
+            Some(mut rows) => {
                 rows.clear();
                 rows
             }
-            _ => ModelRows::new(plan, capacity),
-        }
-    }
-
-    /// Keeps `rows` of model `m` for reuse unless that model's queue is full.
-    pub(crate) fn give(&self, m: usize, rows: ModelRows) {
-        if let Some((tx, _)) = self.per_model.get(m) {
-            let _full = tx.try_send(rows);
+            None => ModelRows::new(plan, capacity),
         }
     }
 
     /// Gives back every model's rows of one decoded batch.
     pub(crate) fn give_all(&self, rows: Vec<Option<ModelRows>>) {
-        for (m, r) in rows.into_iter().enumerate() {
+        for (pool, r) in self.per_model.iter().zip(rows) {
             if let Some(r) = r {
-                self.give(m, r);
+                pool.give(r);
             }
         }
     }

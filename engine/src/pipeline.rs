@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::{Config, FeatureType};
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
-use crate::batch::{ModelRows, RowsPool};
+use crate::batch::{ModelRows, Recycler, RowsPool};
 use crate::evaluate::{ModelCounters, ModelState, Outcome};
 use crate::model::{build_references, Plan};
 use crate::source::{self, FileFormat};
@@ -95,28 +95,26 @@ impl Batch {
 /// their buffers are reused (no page faults for fresh megabytes per batch).
 #[derive(Clone)]
 pub(crate) struct BatchPool {
-    tx: Sender<Batch>,
-    rx: Receiver<Batch>,
+    batches: Recycler<Batch>,
     events: usize,
 }
 
 impl BatchPool {
     pub(crate) fn new(capacity: usize, events: usize) -> Self {
-        let (tx, rx) = bounded(capacity);
-        Self { tx, rx, events }
+        Self { batches: Recycler::new(capacity), events }
     }
     pub(crate) fn take(&self, seq: u64) -> Batch {
-        match self.rx.try_recv() {
-            Ok(mut b) => {
+        match self.batches.take() {
+            Some(mut b) => {
                 b.clear(seq);
                 b
             }
-            Err(_) => Batch::new(seq, self.events),
+            None => Batch::new(seq, self.events),
         }
     }
     /// Keeps `batch` for reuse unless the pool is full.
     pub(crate) fn give(&self, batch: Batch) {
-        let _full = self.tx.try_send(batch);
+        self.batches.give(batch);
     }
 }
 

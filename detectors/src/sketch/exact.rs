@@ -341,11 +341,6 @@ mod tests {
         s.sort();
         assert_eq!(s.sorted_values_ref().unwrap()[0].to_bits(), (-0.0f64).to_bits());
     }
-}
-
-#[cfg(test)]
-mod sort_tests {
-    use super::sort_total;
 
     /// The same order and bits as `sort_unstable_by(f64::total_cmp)`,
     /// signed zeros, subnormals, infinities and NaNs of both signs included.
