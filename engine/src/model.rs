@@ -340,8 +340,10 @@ pub struct Profile {
     pub models: Vec<ModelProfile>,
 }
 
-/// The profile format this build writes and reads.
-pub const PROFILE_VERSION: u32 = 1;
+/// The profile format this build writes and reads. Version 2: quantile
+/// sketches use the cubically interpolated bucket mapping (rebuild version 1
+/// profiles with `driftwatch profile`).
+pub const PROFILE_VERSION: u32 = 2;
 
 impl Profile {
     /// Writes the profile as JSON.
@@ -350,12 +352,26 @@ impl Profile {
         serde_json::to_writer(std::io::BufWriter::new(file), self).map_err(|e| Error::Profile { path: path.to_owned(), message: e.to_string() })
     }
 
-    /// Reads a profile, refusing other format versions.
+    /// Reads a profile, refusing other format versions (checked before the
+    /// rest is read, so an old profile gets this error, not a schema one).
     pub fn load(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let p: Profile = serde_json::from_reader(std::io::BufReader::new(file))
-            .map_err(|e| Error::Profile { path: path.to_owned(), message: e.to_string() })?;
-        let mut p = p;
+        #[derive(Deserialize)]
+        struct Header {
+            version: u32,
+        }
+        let invalid = |e: serde_json::Error| Error::Profile { path: path.to_owned(), message: e.to_string() };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let header: Header = serde_json::from_str(&text).map_err(invalid)?;
+        if header.version != PROFILE_VERSION {
+            return Err(Error::Profile {
+                path: path.to_owned(),
+                message: format!(
+                    "profile version {} (this build reads version {PROFILE_VERSION}; rebuild it with `driftwatch profile`)",
+                    header.version
+                ),
+            });
+        }
+        let mut p: Profile = serde_json::from_str(&text).map_err(invalid)?;
         for m in &mut p.models {
             for c in &mut m.columns {
                 if let ColumnReference::Numeric { reference } = &mut c.reference {
@@ -363,12 +379,6 @@ impl Profile {
                     reference.window.exact.sort();
                 }
             }
-        }
-        if p.version != PROFILE_VERSION {
-            return Err(Error::Profile {
-                path: path.to_owned(),
-                message: format!("profile version {} (this build reads version {PROFILE_VERSION})", p.version),
-            });
         }
         Ok(p)
     }
