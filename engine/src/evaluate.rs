@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::batch::{ModelRows, RowColumn};
 use crate::config::{Correction, KsMode, Metric, WindowSpec};
 use crate::source::ColumnData;
-use crate::model::{ColumnReference, ModelPlan, ModelProfile};
+use crate::model::{Column, ColumnProfile, ColumnReference, ModelPlan, ModelProfile};
 use crate::{Error, Result};
 
 /// One column's window sketch.
@@ -228,6 +228,10 @@ pub struct ModelCounters {
     pub windows: u64,
 }
 
+/// Panes kept for reuse per model: one leaves the window for each that
+/// enters, so two cover the steady state.
+const MAX_SPARE_PANES: usize = 2;
+
 /// The windows and drift state of one model.
 #[derive(Debug)]
 pub struct ModelState {
@@ -237,6 +241,9 @@ pub struct ModelState {
     baseline_rows: u64,
     open: BTreeMap<i64, Pane>,
     ring: VecDeque<Pane>,
+    /// Columns of panes that left the window, for reuse (at most
+    /// [`MAX_SPARE_PANES`]).
+    spare: Vec<Vec<ColumnState>>,
     running: Option<Vec<ColumnState>>,
     next_pane: Option<i64>,
     windowed: u64,
@@ -258,6 +265,7 @@ impl ModelState {
             baseline_rows: 0,
             open: BTreeMap::new(),
             ring: VecDeque::new(),
+            spare: Vec::new(),
             running: None,
             next_pane: None,
             windowed: 0,
@@ -288,20 +296,43 @@ impl ModelState {
 
     fn empty_columns(&self) -> Result<Vec<ColumnState>> {
         let reference = self.reference.as_ref().ok_or_else(|| Error::Internal("window before reference".into()))?;
-        self.plan
-            .columns
-            .iter()
-            .zip(&reference.columns)
-            .map(|(c, r)| match &r.reference {
-                ColumnReference::Numeric { reference } => {
-                    Ok(ColumnState::Numeric(reference.new_window(&self.plan.window_sketch)?))
-                }
-                ColumnReference::Categorical { counts, .. } => Ok(ColumnState::Categorical {
-                    counts: CategoryCounts::with_categories(c.max_categories, counts.entries().iter().map(|e| e.0)),
-                    missing: 0,
-                }),
-            })
-            .collect()
+        self.plan.columns.iter().zip(&reference.columns).map(|(c, r)| self.empty_column(c, r)).collect()
+    }
+
+    fn empty_column(&self, c: &Column, r: &ColumnProfile) -> Result<ColumnState> {
+        Ok(match &r.reference {
+            ColumnReference::Numeric { reference } => ColumnState::Numeric(reference.new_window(&self.plan.window_sketch)?),
+            ColumnReference::Categorical { counts, .. } => ColumnState::Categorical {
+                counts: CategoryCounts::with_categories(c.max_categories, counts.entries().iter().map(|e| e.0)),
+                missing: 0,
+            },
+        })
+    }
+
+    /// Columns for a new pane: a pane that left the window, cleared, when
+    /// one is kept (numeric sketches keep their allocations: no page faults
+    /// for fresh stores at every slide), else new ones. Categorical columns
+    /// are always new, so a pane starts with exactly the reference's
+    /// categories.
+    fn pane_columns(&mut self) -> Result<Vec<ColumnState>> {
+        let Some(mut columns) = self.spare.pop() else {
+            return self.empty_columns();
+        };
+        let reference = self.reference.as_ref().ok_or_else(|| Error::Internal("window before reference".into()))?;
+        for ((state, c), r) in columns.iter_mut().zip(&self.plan.columns).zip(&reference.columns) {
+            match state {
+                ColumnState::Numeric(w) => w.clear(),
+                ColumnState::Categorical { .. } => *state = self.empty_column(c, r)?,
+            }
+        }
+        Ok(columns)
+    }
+
+    /// Keeps the columns of a pane that left the window for [`Self::pane_columns`].
+    fn recycle(&mut self, pane: Pane) {
+        if self.spare.len() < MAX_SPARE_PANES {
+            self.spare.push(pane.columns);
+        }
     }
 
     /// Applies a batch of this model's rows, in input order.
@@ -385,7 +416,7 @@ impl ModelState {
             return Ok(());
         }
         if !self.open.contains_key(&pane_id) {
-            let columns = self.empty_columns()?;
+            let columns = self.pane_columns()?;
             self.open.insert(
                 pane_id,
                 Pane { id: pane_id, columns, count: 0, min_ts: None, max_ts: None, first_index: None, last_version: None },
@@ -463,7 +494,7 @@ impl ModelState {
                 for gap in first..id {
                     let empty = Pane {
                         id: gap,
-                        columns: self.empty_columns()?,
+                        columns: self.pane_columns()?,
                         count: 0,
                         min_ts: None,
                         max_ts: None,
@@ -490,7 +521,9 @@ impl ModelState {
             // cannot unmerge exactly: rebuild it from its panes (the store then
             // fills up to its capacity again and KS uses the bounded sketch).
             if full {
-                self.ring.pop_front();
+                if let Some(old) = self.ring.pop_front() {
+                    self.recycle(old);
+                }
             }
             self.ring.push_back(pane);
             let mut panes = self.ring.iter();
@@ -507,6 +540,7 @@ impl ModelState {
                     for (r, c) in running.iter_mut().zip(&old.columns) {
                         r.unmerge(c)?;
                     }
+                    self.recycle(old);
                 }
             }
             match &mut self.running {
