@@ -2,24 +2,24 @@
 //!
 //! **Hot path.** Decoding dominates the engine's cost, so this module is
 //! written to allocate nothing per event in the steady state (the one
-//! exception: sonic-rs's scratch buffer, per event that has an escaped
-//! string or skips a value nested two levels deep, and never larger than
-//! the event):
+//! exception: an owned copy of each string with an escape sequence, whose
+//! buffer is recycled from event to event):
 //!
 //! ```text
-//! bytes ──(size check, UTF-8 check)──▶ sonic_rs::Deserializer (from_str)
-//!       ──▶ walk the object with DeserializeSeed/Visitor, consulting the trie
-//!           compiled from the DecoderSpec at every level
+//! bytes ──(size check, nesting guard)──▶ copy into the parser's padded buffer
+//!       ──▶ simd-json tape (SIMD structural scan, UTF-8 validation, numbers
+//!           and strings parsed once) ──▶ walk the tape, consulting the trie
+//!           compiled from the DecoderSpec at every object level
 //!       ──▶ DecodedEvent { model, model_version, prediction_id, timestamp_ms,
 //!                          values[slot] }
 //! ```
 //!
 //! Every field location is a path of object keys (`["features", "amount"]`,
 //! flat `["amount"]`, or deeper). [`Decoder::new`] compiles all paths into a
-//! trie of key segments; keys that lead nowhere are skipped with
-//! [`IgnoredAny`] (sonic-rs's fast skipping path). Key order in the input is
-//! arbitrary. Strings are borrowed from the input when they contain no escape
-//! sequence; escaped strings are copied into owned strings that the
+//! trie of key segments; a value under a key that leads nowhere is skipped
+//! in one step (a tape node knows the size of its subtree). Key order in the
+//! input is arbitrary. Strings are borrowed from the input when they contain
+//! no escape sequence; escaped strings are copied into owned strings that the
 //! [`DecodedEvent`] recycles from one event to the next.
 //!
 //! Semantics worth knowing:
@@ -33,16 +33,18 @@
 //!   the same as the field being absent.
 //! - Feature slots are not type-checked here: the engine decides per feature
 //!   type from the [`SlotValue`].
-//! - Integers become `f64` in [`SlotValue::Number`] (exact up to 2^53).
+//! - Integers become `f64` in [`SlotValue::Number`] (exact up to 2^53);
+//!   integers beyond the 64-bit range are read as the nearest `f64`.
 //! - Nesting deeper than [`MAX_DEPTH`] (128) levels anywhere in the event is
-//!   refused before parsing ([`DecodeError::TooDeep`]): sonic-rs skips
-//!   unneeded values recursively and without its own depth limit, so one
-//!   event nested a million levels deep would overflow the shard's stack.
-//!   Counting `[` and `{` bytes bounds the depth, so only events with more
-//!   than 128 of them are scanned for it.
+//!   refused before parsing ([`DecodeError::TooDeep`]), so a hostile event
+//!   costs a bounded parse whatever the parser's own limits. Counting `[`
+//!   and `{` bytes bounds the depth, so only events with more than 128 of
+//!   them are scanned for it.
 //! - Numbers are correctly rounded (tested against the standard library's
-//!   parser); sonic-rs measured 13 % faster here than serde_json with
-//!   `float_roundtrip` on the generated ~730-byte events.
+//!   parser on 50 000 random decimals); `1e400` and `NaN` are malformed.
+//! - Why simd-json: on the generated ~730-byte events its tape plus this walk
+//!   measured about a quarter faster than sonic-rs through a serde visitor
+//!   (see benches/README.md); the visitor's per-value dispatch was the cost.
 //!
 //! ```
 //! use driftwatch_engine::decode::{DecodedEvent, Decoder, DecoderSpec, SlotValue};
@@ -70,7 +72,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use simd_json::{Buffers, ErrorType, StaticNode, Tape};
 
 // ---------------------------------------------------------------------------
 // Specification and compiled decoder
@@ -389,42 +391,79 @@ impl Decoder {
                 max: self.max_event_bytes,
             });
         }
-        // Validating up front also covers the strings the parser skips (and
-        // lets it take the input as `&str`, which it does not re-validate).
-        let text = std::str::from_utf8(bytes).map_err(|source| DecodeError::InvalidUtf8 {
-            valid_up_to: source.valid_up_to(),
-            source,
-        })?;
         if memchr::memchr2_iter(b'[', b'{', bytes).count() > MAX_DEPTH && nesting_depth(bytes) > MAX_DEPTH {
-            return Err(DecodeError::TooDeep { limit: MAX_DEPTH });
+            // Invalid UTF-8 is reported first, as for any other refusal.
+            return Err(utf8_error(bytes).unwrap_or(DecodeError::TooDeep { limit: MAX_DEPTH }));
         }
-        let mut de = sonic_rs::Deserializer::from_str(text);
-        let mut cx = Cx {
-            nodes: &self.nodes,
-            out,
-            error: None,
-        };
-        let parsed = RootSeed { cx: &mut cx }
-            .deserialize(&mut de)
-            .and_then(|()| de.end());
-        match parsed {
-            Ok(()) => Ok(()),
-            Err(source) => {
-                // A visitor that aborts records why in `cx.error`; any other
-                // parser error is a syntax error (or nesting too deep).
-                let error = cx
-                    .error
-                    .take()
-                    .unwrap_or_else(|| DecodeError::MalformedJson {
-                        line: source.line(),
-                        column: source.column(),
-                        kind: syntax_kind(&source),
-                    });
-                cx.out.reset(self.slot_count);
-                Err(error)
-            }
+        let mut parser = out.parser.take().unwrap_or_default();
+        let result = self.decode_with(bytes, &mut parser, out);
+        out.parser = Some(parser);
+        if result.is_err() {
+            out.reset(self.slot_count);
         }
+        result
     }
+
+    /// Parses `bytes` into the tape (in a copy: simd-json unescapes strings in
+    /// place, and dead letters keep the original bytes), then walks it.
+    fn decode_with<'a>(
+        &self,
+        bytes: &'a [u8],
+        parser: &mut Parser,
+        out: &mut DecodedEvent<'a>,
+    ) -> Result<(), DecodeError> {
+        let Parser { input, buffers, tape } = parser;
+        input.clear();
+        input.extend_from_slice(bytes);
+        input.resize(bytes.len() + simd_json::INPUT_PADDING, 0);
+        let base = input.as_ptr() as usize;
+        // The tape's allocation is kept; its lifetime is the copy's.
+        let mut nodes = std::mem::replace(tape, Tape(Vec::new())).reset();
+        let result = match simd_json::fill_tape_padded(input, bytes.len(), buffers, &mut nodes) {
+            Ok(()) => Cx { trie: &self.nodes, bytes, base, out }.root(&nodes.0),
+            Err(error) => Err(utf8_error(bytes)
+                .or_else(|| leading_array(bytes))
+                .unwrap_or_else(|| syntax_error(bytes, &error))),
+        };
+        *tape = nodes.reset();
+        result
+    }
+}
+
+/// The UTF-8 error of `bytes`, if they are not UTF-8 (the parser validates
+/// them too, but without the position).
+fn utf8_error(bytes: &[u8]) -> Option<DecodeError> {
+    std::str::from_utf8(bytes).err().map(|source| DecodeError::InvalidUtf8 {
+        valid_up_to: source.valid_up_to(),
+        source,
+    })
+}
+
+/// An event that starts as an array is refused for that, even when the array
+/// is malformed too (it can never be an event).
+fn leading_array(bytes: &[u8]) -> Option<DecodeError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    (*first == b'[').then_some(DecodeError::NotAnObject { found: JsonType::Array })
+}
+
+/// A payload-free [`DecodeError::MalformedJson`] for a parser error: its
+/// byte offset as line and column, and its kind.
+fn syntax_error(bytes: &[u8], error: &simd_json::Error) -> DecodeError {
+    let at = error.index().min(bytes.len());
+    let before = &bytes[..at];
+    let line = 1 + memchr::memchr_iter(b'\n', before).count();
+    let column = 1 + at - memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+    let kind = match error.error() {
+        ErrorType::Eof => "unexpected end of input",
+        ErrorType::InvalidNumber
+        | ErrorType::InvalidExponent
+        | ErrorType::InvalidEscape
+        | ErrorType::InvalidUnicodeEscape
+        | ErrorType::InvalidUnicodeCodepoint
+        | ErrorType::InvalidUtf8 => "invalid value",
+        _ => "syntax error",
+    };
+    DecodeError::MalformedJson { line, column, kind }
 }
 
 /// The deepest nesting of arrays and objects an event may have.
@@ -460,16 +499,6 @@ fn nesting_depth(bytes: &[u8]) -> usize {
         }
     }
     deepest
-}
-
-/// A payload-free description of a parser error (see
-/// [`DecodeError::MalformedJson`]).
-fn syntax_kind(error: &sonic_rs::Error) -> &'static str {
-    match error.classify() {
-        sonic_rs::error::Category::Eof => "unexpected end of input",
-        sonic_rs::error::Category::Syntax => "syntax error",
-        _ => "invalid value",
-    }
 }
 
 fn insert(nodes: &mut Vec<Node>, path: &[String], target: Target) -> Result<(), DecodeSpecError> {
@@ -543,6 +572,36 @@ pub struct DecodedEvent<'a> {
     /// Owned strings of earlier events, kept for their capacity. Bounded by
     /// the number of strings one event can own (slots + 3).
     spare: Vec<String>,
+    /// The parser's buffers, kept between events (bounded by the largest
+    /// event decoded, itself at most `max_event_bytes`).
+    parser: Option<Box<Parser>>,
+}
+
+/// simd-json's buffers for one decode at a time: the input copy (padded as
+/// the parser needs), its stage buffers and the tape.
+struct Parser {
+    input: Vec<u8>,
+    buffers: Buffers,
+    tape: Tape<'static>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Self { input: Vec::new(), buffers: Buffers::new(1024), tape: Tape(Vec::new()) }
+    }
+}
+
+impl Clone for Parser {
+    /// Buffers hold nothing between decodes: a clone starts empty.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl fmt::Debug for Parser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parser").field("input_capacity", &self.input.capacity()).finish_non_exhaustive()
+    }
 }
 
 impl<'a> DecodedEvent<'a> {
@@ -570,6 +629,7 @@ impl<'a> DecodedEvent<'a> {
                 .map(|_| SlotValue::Missing)
                 .collect(),
             spare: self.spare,
+            parser: self.parser,
         }
     }
 
@@ -829,19 +889,25 @@ impl fmt::Display for DecodeReason {
 }
 
 // ---------------------------------------------------------------------------
-// The walk (hot path: no allocation below this line except owned strings)
+// The walk over the tape (hot path: no allocation below this line except
+// owned strings)
 // ---------------------------------------------------------------------------
 
-/// State shared by the seeds of one decode.
-struct Cx<'t, 'a, 'o> {
-    nodes: &'t [Node],
+/// A tape node.
+type TapeNode<'t> = simd_json::Node<'t>;
+
+/// State of one walk.
+struct Cx<'n, 'a, 'o> {
+    trie: &'n [Node],
+    /// The original event: strings without escapes are borrowed from it.
+    bytes: &'a [u8],
+    /// Address of the parser's copy of `bytes`, to find a string's offset.
+    base: usize,
     out: &'o mut DecodedEvent<'a>,
-    /// Set by a visitor just before it aborts the parse.
-    error: Option<DecodeError>,
 }
 
-/// One JSON value as the visitors see it; `'t` is a transient string (an
-/// unescaped copy in the parser's scratch buffer).
+/// One JSON value as the walk hands it over; `'t` is a string of the tape
+/// (an unescaped string in the parser's copy, which is reused).
 enum Val<'a, 't> {
     Null,
     Bool(bool),
@@ -850,7 +916,6 @@ enum Val<'a, 't> {
     F64(f64),
     Borrowed(&'a str),
     Transient(&'t str),
-    Owned(String),
     Array,
     Object,
 }
@@ -861,24 +926,101 @@ impl Val<'_, '_> {
             Val::Null => JsonType::Null,
             Val::Bool(_) => JsonType::Bool,
             Val::I64(_) | Val::U64(_) | Val::F64(_) => JsonType::Number,
-            Val::Borrowed(_) | Val::Transient(_) | Val::Owned(_) => JsonType::String,
+            Val::Borrowed(_) | Val::Transient(_) => JsonType::String,
             Val::Array => JsonType::Array,
             Val::Object => JsonType::Object,
         }
     }
 }
 
+fn node_type(node: &TapeNode<'_>) -> JsonType {
+    match node {
+        TapeNode::String(_) => JsonType::String,
+        TapeNode::Object { .. } => JsonType::Object,
+        TapeNode::Array { .. } => JsonType::Array,
+        TapeNode::Static(StaticNode::Null) => JsonType::Null,
+        TapeNode::Static(StaticNode::Bool(_)) => JsonType::Bool,
+        TapeNode::Static(_) => JsonType::Number,
+    }
+}
+
+/// A tape that does not have the shape the parser promises: a bug, reported
+/// as malformed input rather than a panic.
+fn broken_tape() -> DecodeError {
+    DecodeError::MalformedJson { line: 1, column: 1, kind: "syntax error" }
+}
+
 impl<'a> Cx<'_, 'a, '_> {
-    /// Records `error` and returns the error that aborts the parse.
-    #[cold]
-    fn abort<E: de::Error>(&mut self, error: DecodeError) -> E {
-        self.error = Some(error);
-        E::custom("decode aborted")
+    /// The top-level value: must be an object.
+    fn root(&mut self, tape: &[TapeNode<'_>]) -> Result<(), DecodeError> {
+        match tape.first() {
+            Some(&TapeNode::Object { len, .. }) => self.object(tape, 1, len, 0).map(drop),
+            Some(other) => Err(DecodeError::NotAnObject { found: node_type(other) }),
+            None => Err(broken_tape()),
+        }
+    }
+
+    /// Walks the `len` entries of an object that start at `tape[i]`, looking
+    /// keys up in trie level `level`; returns the index after the object.
+    fn object(&mut self, tape: &[TapeNode<'_>], mut i: usize, len: usize, level: usize) -> Result<usize, DecodeError> {
+        let trie = self.trie.get(level).ok_or_else(broken_tape)?;
+        for _ in 0..len {
+            let Some(TapeNode::String(key)) = tape.get(i) else {
+                return Err(broken_tape());
+            };
+            i += 1;
+            i = match trie.find(key) {
+                Some(index) => self.entry(tape, i, trie.entries[index])?,
+                None => skip(tape, i)?,
+            };
+        }
+        Ok(i)
+    }
+
+    /// The value at `tape[i]` of a key the trie knows: a leaf to fill, a
+    /// level to walk, or both. Returns the index after the value.
+    #[inline]
+    fn entry(&mut self, tape: &[TapeNode<'_>], i: usize, entry: Entry) -> Result<usize, DecodeError> {
+        let (val, next) = match *tape.get(i).ok_or_else(broken_tape)? {
+            TapeNode::Static(StaticNode::F64(x)) => (Val::F64(x), i + 1),
+            TapeNode::Static(StaticNode::I64(n)) => (Val::I64(n), i + 1),
+            TapeNode::Static(StaticNode::U64(n)) => (Val::U64(n), i + 1),
+            TapeNode::Static(StaticNode::Bool(b)) => (Val::Bool(b), i + 1),
+            TapeNode::Static(StaticNode::Null) => (Val::Null, i + 1),
+            TapeNode::String(s) => (self.string(s), i + 1),
+            TapeNode::Array { count, .. } => (Val::Array, i + 1 + count),
+            TapeNode::Object { len, count } => {
+                if let Some(child) = entry.child {
+                    self.object(tape, i + 1, len, child as usize)?;
+                }
+                (Val::Object, i + 1 + count)
+            }
+        };
+        if let Some(target) = entry.leaf {
+            self.apply(target, val)?;
+        }
+        Ok(next)
+    }
+
+    /// A string of the tape, borrowed from the original event where it had no
+    /// escape sequence (the parser's copy holds the same bytes at the same
+    /// offset then), else transient.
+    #[inline]
+    fn string<'t>(&self, s: &'t str) -> Val<'a, 't> {
+        let offset = (s.as_ptr() as usize).wrapping_sub(self.base);
+        let original = offset.checked_add(s.len()).and_then(|end| self.bytes.get(offset..end));
+        match original {
+            Some(o) if o == s.as_bytes() => match std::str::from_utf8(o) {
+                Ok(text) => Val::Borrowed(text),
+                Err(_) => Val::Transient(s),
+            },
+            _ => Val::Transient(s),
+        }
     }
 
     #[inline]
-    fn apply<E: de::Error>(&mut self, target: Target, val: Val<'a, '_>) -> Result<(), E> {
-        let applied = match target {
+    fn apply(&mut self, target: Target, val: Val<'a, '_>) -> Result<(), DecodeError> {
+        match target {
             Target::Slot(slot) => {
                 let value = match val {
                     Val::Null => SlotValue::Null,
@@ -888,50 +1030,32 @@ impl<'a> Cx<'_, 'a, '_> {
                     Val::F64(x) => SlotValue::Number(x),
                     Val::Borrowed(s) => SlotValue::Text(Cow::Borrowed(s)),
                     Val::Transient(s) => SlotValue::Text(Cow::Owned(self.out.own(s))),
-                    Val::Owned(s) => SlotValue::Text(Cow::Owned(s)),
                     Val::Array | Val::Object => SlotValue::Other,
                 };
                 // Slot ids come from the spec the values were sized for.
-                self.out.values[slot as usize] = value;
+                if let Some(v) = self.out.values.get_mut(slot as usize) {
+                    *v = value;
+                }
                 Ok(())
             }
-            Target::Model => self
-                .text(EventField::Model, val)
-                .map(|v| self.out.model = v),
-            Target::ModelVersion => self
-                .text(EventField::ModelVersion, val)
-                .map(|v| self.out.model_version = v),
-            Target::PredictionId => self
-                .text(EventField::PredictionId, val)
-                .map(|v| self.out.prediction_id = v),
+            Target::Model => self.text(EventField::Model, val).map(|v| self.out.model = v),
+            Target::ModelVersion => self.text(EventField::ModelVersion, val).map(|v| self.out.model_version = v),
+            Target::PredictionId => self.text(EventField::PredictionId, val).map(|v| self.out.prediction_id = v),
             Target::Timestamp => timestamp_ms(&val)
                 .map(|v| self.out.timestamp_ms = v)
                 .map_err(|source| DecodeError::BadTimestamp { source }),
-        };
-        applied.map_err(|error| self.abort(error))
+        }
     }
 
     /// A string-valued special field; `null` is absent.
-    fn text(
-        &mut self,
-        field: EventField,
-        val: Val<'a, '_>,
-    ) -> Result<Option<Cow<'a, str>>, DecodeError> {
+    fn text(&mut self, field: EventField, val: Val<'a, '_>) -> Result<Option<Cow<'a, str>>, DecodeError> {
         match val {
             Val::Null => Ok(None),
             Val::Borrowed(s) => Ok(Some(Cow::Borrowed(s))),
             Val::Transient(s) => Ok(Some(Cow::Owned(self.out.own(s)))),
-            Val::Owned(s) => Ok(Some(Cow::Owned(s))),
-            Val::I64(n) if field == EventField::PredictionId => {
-                Ok(Some(Cow::Owned(self.integer(n))))
-            }
-            Val::U64(n) if field == EventField::PredictionId => {
-                Ok(Some(Cow::Owned(self.integer(n))))
-            }
-            other => Err(DecodeError::WrongType {
-                field,
-                found: other.json_type(),
-            }),
+            Val::I64(n) if field == EventField::PredictionId => Ok(Some(Cow::Owned(self.integer(n)))),
+            Val::U64(n) if field == EventField::PredictionId => Ok(Some(Cow::Owned(self.integer(n)))),
+            other => Err(DecodeError::WrongType { field, found: other.json_type() }),
         }
     }
 
@@ -940,6 +1064,15 @@ impl<'a> Cx<'_, 'a, '_> {
         // Writing to a String cannot fail.
         let _ = write!(s, "{n}");
         s
+    }
+}
+
+/// The index after the value at `tape[i]`.
+#[inline]
+fn skip(tape: &[TapeNode<'_>], i: usize) -> Result<usize, DecodeError> {
+    match tape.get(i).ok_or_else(broken_tape)? {
+        TapeNode::Object { count, .. } | TapeNode::Array { count, .. } => Ok(i + 1 + count),
+        _ => Ok(i + 1),
     }
 }
 
@@ -955,210 +1088,12 @@ fn timestamp_ms(val: &Val<'_, '_>) -> Result<Option<i64>, TimestampError> {
     match *val {
         Val::Null => Ok(None),
         Val::Borrowed(s) | Val::Transient(s) => rfc3339(s),
-        Val::Owned(ref s) => rfc3339(s),
         Val::I64(n) => Ok(Some(n)),
-        Val::U64(n) => i64::try_from(n)
-            .map(Some)
-            .map_err(|_| TimestampError::OutOfRange),
+        Val::U64(n) => i64::try_from(n).map(Some).map_err(|_| TimestampError::OutOfRange),
         // Fractional milliseconds round down, like chrono's for RFC 3339.
         Val::F64(x) if x.is_finite() && (-LIMIT..LIMIT).contains(&x) => Ok(Some(x.floor() as i64)),
         Val::F64(_) => Err(TimestampError::OutOfRange),
-        Val::Bool(_) | Val::Array | Val::Object => Err(TimestampError::WrongType {
-            found: val.json_type(),
-        }),
-    }
-}
-
-/// Walks one object whose keys are looked up in `nodes[node]`.
-fn walk<'a, A: MapAccess<'a>>(
-    cx: &mut Cx<'_, 'a, '_>,
-    node: u32,
-    map: &mut A,
-) -> Result<(), A::Error> {
-    let node = &cx.nodes[node as usize];
-    while let Some(found) = map.next_key_seed(KeySeed { node })? {
-        match found {
-            Some(i) => {
-                let entry = node.entries[i];
-                map.next_value_seed(EntrySeed {
-                    cx: &mut *cx,
-                    entry,
-                })?;
-            }
-            None => {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The top-level value: must be an object.
-struct RootSeed<'c, 't, 'a, 'o> {
-    cx: &'c mut Cx<'t, 'a, 'o>,
-}
-
-impl<'a> DeserializeSeed<'a> for RootSeed<'_, '_, 'a, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'a>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl RootSeed<'_, '_, '_, '_> {
-    fn not_an_object<E: de::Error>(self, found: JsonType) -> Result<(), E> {
-        Err(self.cx.abort(DecodeError::NotAnObject { found }))
-    }
-}
-
-impl<'a> Visitor<'a> for RootSeed<'_, '_, 'a, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
-        walk(self.cx, 0, &mut map)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.not_an_object(JsonType::Null)
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.not_an_object(JsonType::Bool)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.not_an_object(JsonType::Number)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.not_an_object(JsonType::Number)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        self.not_an_object(JsonType::Number)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.not_an_object(JsonType::String)
-    }
-
-    fn visit_seq<A: SeqAccess<'a>>(self, _: A) -> Result<(), A::Error> {
-        self.not_an_object(JsonType::Array)
-    }
-}
-
-/// An object key: the index of its entry in `node`, or `None` to skip it.
-struct KeySeed<'t> {
-    node: &'t Node,
-}
-
-impl<'a> DeserializeSeed<'a> for KeySeed<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: de::Deserializer<'a>>(
-        self,
-        deserializer: D,
-    ) -> Result<Option<usize>, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'a> Visitor<'a> for KeySeed<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    #[inline]
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self.node.find(key))
-    }
-}
-
-/// The value of a key the trie knows: a leaf to fill, a level to walk, or both.
-struct EntrySeed<'c, 't, 'a, 'o> {
-    cx: &'c mut Cx<'t, 'a, 'o>,
-    entry: Entry,
-}
-
-impl<'a> EntrySeed<'_, '_, 'a, '_> {
-    #[inline]
-    fn leaf<E: de::Error>(self, val: Val<'a, '_>) -> Result<(), E> {
-        match self.entry.leaf {
-            Some(target) => self.cx.apply(target, val),
-            None => Ok(()),
-        }
-    }
-}
-
-impl<'a> DeserializeSeed<'a> for EntrySeed<'_, '_, 'a, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'a>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'a> Visitor<'a> for EntrySeed<'_, '_, 'a, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.leaf(Val::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.leaf(Val::Null)
-    }
-
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<(), E> {
-        self.leaf(Val::Bool(b))
-    }
-
-    fn visit_i64<E: de::Error>(self, n: i64) -> Result<(), E> {
-        self.leaf(Val::I64(n))
-    }
-
-    fn visit_u64<E: de::Error>(self, n: u64) -> Result<(), E> {
-        self.leaf(Val::U64(n))
-    }
-
-    fn visit_f64<E: de::Error>(self, x: f64) -> Result<(), E> {
-        self.leaf(Val::F64(x))
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, s: &'a str) -> Result<(), E> {
-        self.leaf(Val::Borrowed(s))
-    }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
-        self.leaf(Val::Transient(s))
-    }
-
-    fn visit_string<E: de::Error>(self, s: String) -> Result<(), E> {
-        self.leaf(Val::Owned(s))
-    }
-
-    fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        self.leaf(Val::Array)
-    }
-
-    fn visit_map<A: MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
-        match self.entry.child {
-            Some(child) => walk(self.cx, child, &mut map)?,
-            None => while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {},
-        }
-        self.leaf(Val::Object)
+        Val::Bool(_) | Val::Array | Val::Object => Err(TimestampError::WrongType { found: val.json_type() }),
     }
 }
 
@@ -1239,6 +1174,29 @@ mod tests {
             assert_eq!(ev.values[0], SlotValue::Number(expected), "{text}");
             scratch = ev.recycle();
         }
+    }
+
+    /// What the tape walk adds: strings without escapes are borrowed from the
+    /// event itself (not the parser's reused copy), escaped ones are owned;
+    /// integers past 64 bits read as the nearest f64; a malformed event that
+    /// starts as an array is not an object; parser errors keep their position.
+    #[test]
+    fn tape_walk_borrows_owns_and_reports_positions() {
+        let spec = default_spec();
+        let json = r#"{"model":"fraud","features":{"country":"D\u00c9","amount":123456789012345678901234},"model_version":"\\\\"}"#;
+        let ev = decode_with(&spec, json).unwrap();
+        let inside = |s: &str| json.as_bytes().as_ptr_range().contains(&s.as_ptr());
+        assert!(matches!(&ev.model, Some(Cow::Borrowed(m)) if *m == "fraud" && inside(m)));
+        assert!(matches!(&ev.values[1], SlotValue::Text(Cow::Owned(c)) if c == "DÉ"));
+        // Unescaped, two backslashes: the same bytes as the start of the raw
+        // text, so either form is right; the content is what counts.
+        assert_eq!(ev.model_version.as_deref(), Some("\\\\"));
+        assert_eq!(ev.values[0], SlotValue::Number(1.2345678901234568e23));
+        assert!(matches!(decode_with(&spec, "  [1,2").unwrap_err(), DecodeError::NotAnObject { found: JsonType::Array }));
+        let err = decode_with(&spec, "{\"model\":\"m\",\n \"score\":tru}").unwrap_err();
+        assert!(matches!(err, DecodeError::MalformedJson { line: 2, column: 10, .. }), "{err:?}");
+        assert!(matches!(decode_with(&spec, r#"{"model":"m""#).unwrap_err(), DecodeError::MalformedJson { .. }));
+        assert!(matches!(decode_with(&spec, "").unwrap_err(), DecodeError::MalformedJson { kind: "unexpected end of input", .. }));
     }
 
     #[test]
