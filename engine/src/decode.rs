@@ -6,7 +6,7 @@
 //! buffer is recycled from event to event):
 //!
 //! ```text
-//! bytes ──(size check, nesting guard)──▶ copy into the parser's padded buffer
+//! bytes ──(size check)──▶ copy into the parser's padded buffer
 //!       ──▶ simd-json tape (SIMD structural scan, UTF-8 validation, numbers
 //!           and strings parsed once) ──▶ walk the tape, consulting the trie
 //!           compiled from the DecoderSpec at every object level
@@ -36,10 +36,10 @@
 //! - Integers become `f64` in [`SlotValue::Number`] (exact up to 2^53);
 //!   integers beyond the 64-bit range are read as the nearest `f64`.
 //! - Nesting deeper than [`MAX_DEPTH`] (128) levels anywhere in the event is
-//!   refused before parsing ([`DecodeError::TooDeep`]), so a hostile event
-//!   costs a bounded parse whatever the parser's own limits. Counting `[`
-//!   and `{` bytes bounds the depth, so only events with more than 128 of
-//!   them are scanned for it.
+//!   refused ([`DecodeError::TooDeep`]) by the parser's depth limit: its
+//!   second stage keeps an explicit stack of that size and stops there, so a
+//!   hostile event costs one bounded pass, and the walk (which recurses per
+//!   object level) never goes deeper.
 //! - Numbers are correctly rounded (tested against the standard library's
 //!   parser on 50 000 random decimals); `1e400` and `NaN` are malformed.
 //! - Why simd-json: on the generated ~730-byte events its tape plus this walk
@@ -391,10 +391,6 @@ impl Decoder {
                 max: self.max_event_bytes,
             });
         }
-        if memchr::memchr2_iter(b'[', b'{', bytes).count() > MAX_DEPTH && nesting_depth(bytes) > MAX_DEPTH {
-            // Invalid UTF-8 is reported first, as for any other refusal.
-            return Err(utf8_error(bytes).unwrap_or(DecodeError::TooDeep { limit: MAX_DEPTH }));
-        }
         let mut parser = out.parser.take().unwrap_or_default();
         let result = self.decode_with(bytes, &mut parser, out);
         out.parser = Some(parser);
@@ -421,7 +417,11 @@ impl Decoder {
         let mut nodes = std::mem::replace(tape, Tape(Vec::new())).reset();
         let result = match simd_json::fill_tape_padded(input, bytes.len(), buffers, &mut nodes) {
             Ok(()) => Cx { trie: &self.nodes, bytes, base, out }.root(&nodes.0),
+            // Invalid UTF-8 is reported first, then nesting past the limit.
             Err(error) => Err(utf8_error(bytes)
+                .or_else(|| {
+                    matches!(error.error(), ErrorType::DepthLimitExceeded).then_some(DecodeError::TooDeep { limit: MAX_DEPTH })
+                })
                 .or_else(|| leading_array(bytes))
                 .unwrap_or_else(|| syntax_error(bytes, &error))),
         };
@@ -469,37 +469,6 @@ fn syntax_error(bytes: &[u8], error: &simd_json::Error) -> DecodeError {
 /// The deepest nesting of arrays and objects an event may have.
 pub const MAX_DEPTH: usize = 128;
 
-/// The deepest nesting of arrays and objects in `bytes`, counting brackets
-/// outside strings; stops counting once past [`MAX_DEPTH`]. Malformed input
-/// gives some depth, never a panic (the parser rejects it afterwards).
-fn nesting_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in bytes {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-                if deepest > MAX_DEPTH {
-                    break;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
 
 fn insert(nodes: &mut Vec<Node>, path: &[String], target: Target) -> Result<(), DecodeSpecError> {
     let Some((last, parents)) = path.split_last() else {
@@ -587,7 +556,9 @@ struct Parser {
 
 impl Default for Parser {
     fn default() -> Self {
-        Self { input: Vec::new(), buffers: Buffers::new(1024), tape: Tape(Vec::new()) }
+        // The parser's own stack stops at MAX_DEPTH (an explicit stack, no
+        // recursion), which also bounds the walk's recursion over objects.
+        Self { input: Vec::new(), buffers: Buffers::with_max_depth(1024, MAX_DEPTH), tape: Tape(Vec::new()) }
     }
 }
 
@@ -788,7 +759,7 @@ pub enum DecodeError {
         source: std::str::Utf8Error,
     },
     /// Arrays and objects nested deeper than [`MAX_DEPTH`] levels; refused
-    /// before parsing.
+    /// by the parser's depth limit.
     #[error("JSON nested deeper than {limit} levels")]
     TooDeep {
         /// The limit.
@@ -1491,9 +1462,8 @@ mod tests {
             DecodeReason::MalformedJson
         );
         // Deep nesting: up to 128 levels (the event's own object included)
-        // is decoded, skipped or walked; deeper is refused before parsing —
-        // also a million levels in a skipped value, which would overflow
-        // the stack in the parser's recursive skip.
+        // is decoded, skipped or walked; deeper is refused by the parser's
+        // depth limit — also a million levels in a skipped value.
         let deep = format!(r#"{{"score":{}{}}}"#, "[".repeat(127), "]".repeat(127));
         assert_eq!(decode_with(&spec, &deep).unwrap().values[3], SlotValue::Other);
         let deep = format!(r#"{{"x":{}{}}}"#, "[".repeat(127), "]".repeat(127));
