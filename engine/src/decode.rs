@@ -6,23 +6,32 @@
 //! buffer is recycled from event to event):
 //!
 //! ```text
-//! bytes ──(size check)──▶ copy into the parser's padded buffer
-//!       ──▶ simd-json tape (SIMD structural scan, UTF-8 validation, numbers
-//!           and strings parsed once) ──▶ walk the tape, consulting the trie
-//!           compiled from the DecoderSpec at every object level
+//! bytes ──(size check)──▶ UTF-8 check (std, one pass)
+//!       ──▶ one scan over the bytes: every value's grammar is checked, and
+//!           at every object level each key is looked up in the trie
+//!           compiled from the DecoderSpec; only values a path leads to are
+//!           converted (numbers parsed, strings unescaped)
 //!       ──▶ DecodedEvent { model, model_version, prediction_id, timestamp_ms,
 //!                          values[slot] }
 //! ```
 //!
 //! Every field location is a path of object keys (`["features", "amount"]`,
 //! flat `["amount"]`, or deeper). [`Decoder::new`] compiles all paths into a
-//! trie of key segments; a value under a key that leads nowhere is skipped
-//! in one step (a tape node knows the size of its subtree). Key order in the
-//! input is arbitrary. Strings are borrowed from the input when they contain
-//! no escape sequence; escaped strings are copied into owned strings that the
-//! [`DecodedEvent`] recycles from one event to the next.
+//! trie of key segments; a value under a key that leads nowhere is checked
+//! and stepped over without being converted. Key order in the input is
+//! arbitrary; each level remembers which key followed which in the last
+//! event, so a topic that keeps one key order finds most keys by one
+//! comparison instead of a hash lookup. Strings are borrowed from the input
+//! when they contain no escape sequence; escaped strings are copied into
+//! owned strings that the [`DecodedEvent`] recycles from one event to the
+//! next.
 //!
 //! Semantics worth knowing:
+//! - **Strict JSON** (RFC 8259): what serde_json refuses is refused (tested
+//!   against it on random token soup, mutated events and arbitrary bytes):
+//!   trailing commas or characters, `NaN`/`Infinity`, leading zeros, raw
+//!   control characters in strings, invalid escapes, lone surrogates,
+//!   invalid UTF-8 anywhere (also in a skipped value).
 //! - **Duplicate keys: the last occurrence wins**, per leaf path. An object
 //!   key that repeats is walked twice, so leaves found only in the first
 //!   occurrence keep their values (the occurrences are merged).
@@ -36,15 +45,21 @@
 //! - Integers become `f64` in [`SlotValue::Number`] (exact up to 2^53);
 //!   integers beyond the 64-bit range are read as the nearest `f64`.
 //! - Nesting deeper than [`MAX_DEPTH`] (128) levels anywhere in the event is
-//!   refused ([`DecodeError::TooDeep`]) by the parser's depth limit: its
-//!   second stage keeps an explicit stack of that size and stops there, so a
-//!   hostile event costs one bounded pass, and the walk (which recurses per
-//!   object level) never goes deeper.
-//! - Numbers are correctly rounded (tested against the standard library's
-//!   parser on 50 000 random decimals); `1e400` and `NaN` are malformed.
-//! - Why simd-json: on the generated ~730-byte events its tape plus this walk
-//!   measured about a quarter faster than sonic-rs through a serde visitor
-//!   (see benches/README.md); the visitor's per-value dispatch was the cost.
+//!   refused ([`DecodeError::TooDeep`]) as soon as the scan reaches the
+//!   129th level, so a hostile event costs at most one pass and the scan's
+//!   recursion stays bounded.
+//! - Numbers are correctly rounded: integers of up to 19 digits and decimals
+//!   with at most 2^53 in the mantissa and a power of ten up to 10^22 are
+//!   exact by construction (Clinger's fast path: one rounding of two exact
+//!   values); every other number goes to the standard library's correctly
+//!   rounded parser. Tested against it on 50 000 random decimals; `1e400`
+//!   and `NaN` are malformed.
+//! - Why our own scan: the decoder only needs the values a path leads to, so
+//!   converting every number of the event (as a DOM or tape parser does) is
+//!   wasted work; on the generated ~660-byte events this scan measured 7–9 %
+//!   faster than simd-json's tape plus a walk over it, which in turn was a
+//!   quarter faster than sonic-rs through a serde visitor (see
+//!   benches/README.md).
 //!
 //! ```
 //! use driftwatch_engine::decode::{DecodedEvent, Decoder, DecoderSpec, SlotValue};
@@ -71,8 +86,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
-
-use simd_json::{Buffers, ErrorType, StaticNode, Tape};
 
 // ---------------------------------------------------------------------------
 // Specification and compiled decoder
@@ -201,6 +214,9 @@ struct Node {
     shift: u32,
     keys: Vec<Key>,
     entries: Vec<Entry>,
+    /// Where this level's key predictions start in [`DecodedEvent::hints`]:
+    /// one per key, plus one for the object's start.
+    hint_base: usize,
 }
 
 /// A key and its fingerprint. For keys of at most 16 bytes the fingerprint
@@ -250,6 +266,14 @@ struct Key {
     text: Box<str>,
 }
 
+impl Key {
+    /// Whether `bytes` is this key.
+    #[inline]
+    fn is(&self, bytes: &[u8]) -> bool {
+        Fingerprint::of(bytes) == self.fingerprint && (bytes.len() <= 16 || self.text.as_bytes() == bytes)
+    }
+}
+
 impl Default for Node {
     fn default() -> Self {
         Node {
@@ -257,6 +281,7 @@ impl Default for Node {
             shift: 63,
             keys: Vec::new(),
             entries: Vec::new(),
+            hint_base: 0,
         }
     }
 }
@@ -264,8 +289,7 @@ impl Default for Node {
 impl Node {
     /// Hot path: one hash probe (rarely more) per key of the input object.
     #[inline]
-    fn find(&self, key: &str) -> Option<usize> {
-        let bytes = key.as_bytes();
+    fn find(&self, bytes: &[u8]) -> Option<usize> {
         let fingerprint = Fingerprint::of(bytes);
         let mask = self.table.len() - 1;
         let mut bucket = fingerprint.bucket(self.shift);
@@ -274,7 +298,7 @@ impl Node {
             let slot = *self.table.get(bucket)?;
             let index = slot.checked_sub(1)? as usize;
             let k = self.keys.get(index)?;
-            if k.fingerprint == fingerprint && (bytes.len() <= 16 || *k.text == *key) {
+            if k.fingerprint == fingerprint && (bytes.len() <= 16 || k.text.as_bytes() == bytes) {
                 return Some(index);
             }
             bucket = (bucket + 1) & mask;
@@ -283,7 +307,7 @@ impl Node {
 
     /// Build time only.
     fn find_or_insert(&mut self, key: &str) -> usize {
-        if let Some(index) = self.find(key) {
+        if let Some(index) = self.find(key.as_bytes()) {
             return index;
         }
         let index = self.keys.len();
@@ -324,6 +348,9 @@ pub struct Decoder {
     /// `nodes[0]` is the top-level object.
     nodes: Vec<Node>,
     slot_count: usize,
+    /// Key predictions an event needs (one per key of every level, plus one
+    /// per level).
+    hint_count: usize,
     max_event_bytes: usize,
 }
 
@@ -356,9 +383,15 @@ impl Decoder {
             // In range: checked above.
             insert(&mut nodes, path, Target::Slot(index as u32))?;
         }
+        let mut hint_count = 0;
+        for node in &mut nodes {
+            node.hint_base = hint_count;
+            hint_count += node.keys.len() + 1;
+        }
         Ok(Decoder {
             nodes,
             slot_count,
+            hint_count,
             max_event_bytes: spec.max_event_bytes,
         })
     }
@@ -391,52 +424,26 @@ impl Decoder {
                 max: self.max_event_bytes,
             });
         }
-        let mut parser = out.parser.take().unwrap_or_default();
-        let result = self.decode_with(bytes, &mut parser, out);
-        out.parser = Some(parser);
+        // Invalid UTF-8 is reported first, wherever it is (also in a skipped
+        // value); after this check every byte range between two ASCII bytes
+        // is a `str` of its own.
+        let text = std::str::from_utf8(bytes).map_err(|source| DecodeError::InvalidUtf8 {
+            valid_up_to: source.valid_up_to(),
+            source,
+        })?;
+        out.hints.resize(self.hint_count, 0);
+        let mut cx = Cx { trie: &self.nodes, text, bytes, pos: 0, out, invalid: None };
+        let result = match cx.root() {
+            Ok(None) => cx.invalid.take().map_or(Ok(()), Err),
+            Ok(Some(found)) => Err(DecodeError::NotAnObject { found }),
+            Err(Stop::TooDeep) => Err(DecodeError::TooDeep { limit: MAX_DEPTH }),
+            Err(Stop::Syntax { at, kind }) => Err(leading_array(bytes).unwrap_or_else(|| syntax_error(bytes, at, kind))),
+        };
         if result.is_err() {
             out.reset(self.slot_count);
         }
         result
     }
-
-    /// Parses `bytes` into the tape (in a copy: simd-json unescapes strings in
-    /// place, and dead letters keep the original bytes), then walks it.
-    fn decode_with<'a>(
-        &self,
-        bytes: &'a [u8],
-        parser: &mut Parser,
-        out: &mut DecodedEvent<'a>,
-    ) -> Result<(), DecodeError> {
-        let Parser { input, buffers, tape } = parser;
-        input.clear();
-        input.extend_from_slice(bytes);
-        input.resize(bytes.len() + simd_json::INPUT_PADDING, 0);
-        let base = input.as_ptr() as usize;
-        // The tape's allocation is kept; its lifetime is the copy's.
-        let mut nodes = std::mem::replace(tape, Tape(Vec::new())).reset();
-        let result = match simd_json::fill_tape_padded(input, bytes.len(), buffers, &mut nodes) {
-            Ok(()) => Cx { trie: &self.nodes, bytes, base, out }.root(&nodes.0),
-            // Invalid UTF-8 is reported first, then nesting past the limit.
-            Err(error) => Err(utf8_error(bytes)
-                .or_else(|| {
-                    matches!(error.error(), ErrorType::DepthLimitExceeded).then_some(DecodeError::TooDeep { limit: MAX_DEPTH })
-                })
-                .or_else(|| leading_array(bytes))
-                .unwrap_or_else(|| syntax_error(bytes, &error))),
-        };
-        *tape = nodes.reset();
-        result
-    }
-}
-
-/// The UTF-8 error of `bytes`, if they are not UTF-8 (the parser validates
-/// them too, but without the position).
-fn utf8_error(bytes: &[u8]) -> Option<DecodeError> {
-    std::str::from_utf8(bytes).err().map(|source| DecodeError::InvalidUtf8 {
-        valid_up_to: source.valid_up_to(),
-        source,
-    })
 }
 
 /// An event that starts as an array is refused for that, even when the array
@@ -446,29 +453,18 @@ fn leading_array(bytes: &[u8]) -> Option<DecodeError> {
     (*first == b'[').then_some(DecodeError::NotAnObject { found: JsonType::Array })
 }
 
-/// A payload-free [`DecodeError::MalformedJson`] for a parser error: its
-/// byte offset as line and column, and its kind.
-fn syntax_error(bytes: &[u8], error: &simd_json::Error) -> DecodeError {
-    let at = error.index().min(bytes.len());
+/// A payload-free [`DecodeError::MalformedJson`] for a syntax error at byte
+/// `at`: its position as line and column, and its kind.
+fn syntax_error(bytes: &[u8], at: usize, kind: &'static str) -> DecodeError {
+    let at = at.min(bytes.len());
     let before = &bytes[..at];
     let line = 1 + memchr::memchr_iter(b'\n', before).count();
     let column = 1 + at - memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
-    let kind = match error.error() {
-        ErrorType::Eof => "unexpected end of input",
-        ErrorType::InvalidNumber
-        | ErrorType::InvalidExponent
-        | ErrorType::InvalidEscape
-        | ErrorType::InvalidUnicodeEscape
-        | ErrorType::InvalidUnicodeCodepoint
-        | ErrorType::InvalidUtf8 => "invalid value",
-        _ => "syntax error",
-    };
     DecodeError::MalformedJson { line, column, kind }
 }
 
 /// The deepest nesting of arrays and objects an event may have.
 pub const MAX_DEPTH: usize = 128;
-
 
 fn insert(nodes: &mut Vec<Node>, path: &[String], target: Target) -> Result<(), DecodeSpecError> {
     let Some((last, parents)) = path.split_last() else {
@@ -541,38 +537,13 @@ pub struct DecodedEvent<'a> {
     /// Owned strings of earlier events, kept for their capacity. Bounded by
     /// the number of strings one event can own (slots + 3).
     spare: Vec<String>,
-    /// The parser's buffers, kept between events (bounded by the largest
-    /// event decoded, itself at most `max_event_bytes`).
-    parser: Option<Box<Parser>>,
-}
-
-/// simd-json's buffers for one decode at a time: the input copy (padded as
-/// the parser needs), its stage buffers and the tape.
-struct Parser {
-    input: Vec<u8>,
-    buffers: Buffers,
-    tape: Tape<'static>,
-}
-
-impl Default for Parser {
-    fn default() -> Self {
-        // The parser's own stack stops at MAX_DEPTH (an explicit stack, no
-        // recursion), which also bounds the walk's recursion over objects.
-        Self { input: Vec::new(), buffers: Buffers::with_max_depth(1024, MAX_DEPTH), tape: Tape(Vec::new()) }
-    }
-}
-
-impl Clone for Parser {
-    /// Buffers hold nothing between decodes: a clone starts empty.
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl fmt::Debug for Parser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Parser").field("input_capacity", &self.input.capacity()).finish_non_exhaustive()
-    }
+    /// Which key followed which in the last event, per trie level: `hints[
+    /// node.hint_base + k + 1]` is 1 + the index of the key that came after key
+    /// `k` (slot `hint_base` for the object's first key), 0 when unknown.
+    /// Topics keep one key order, so most keys are found by comparing them
+    /// with the predicted one instead of hashing. Only a guess: a prediction
+    /// is used only when the key matches.
+    hints: Vec<u32>,
 }
 
 impl<'a> DecodedEvent<'a> {
@@ -600,7 +571,7 @@ impl<'a> DecodedEvent<'a> {
                 .map(|_| SlotValue::Missing)
                 .collect(),
             spare: self.spare,
-            parser: self.parser,
+            hints: self.hints,
         }
     }
 
@@ -631,11 +602,10 @@ impl<'a> DecodedEvent<'a> {
         self.values.resize(slot_count, SlotValue::Missing);
     }
 
-    /// An owned copy of `s`, in a recycled buffer when one is available.
-    fn own(&mut self, s: &str) -> String {
+    /// An empty string, in a recycled buffer when one is available.
+    fn spare_string(&mut self) -> String {
         let mut owned = self.spare.pop().unwrap_or_default();
         owned.clear();
-        owned.push_str(s);
         owned
     }
 }
@@ -860,137 +830,536 @@ impl fmt::Display for DecodeReason {
 }
 
 // ---------------------------------------------------------------------------
-// The walk over the tape (hot path: no allocation below this line except
-// owned strings)
+// The scan (hot path: no allocation below this line except owned strings)
 // ---------------------------------------------------------------------------
 
-/// A tape node.
-type TapeNode<'t> = simd_json::Node<'t>;
-
-/// State of one walk.
-struct Cx<'n, 'a, 'o> {
-    trie: &'n [Node],
-    /// The original event: strings without escapes are borrowed from it.
-    bytes: &'a [u8],
-    /// Address of the parser's copy of `bytes`, to find a string's offset.
-    base: usize,
-    out: &'o mut DecodedEvent<'a>,
+/// Where the scan stopped on input that is not JSON.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// A syntax error at byte `at`.
+    Syntax { at: usize, kind: &'static str },
+    /// Arrays and objects nested past [`MAX_DEPTH`].
+    TooDeep,
 }
 
-/// One JSON value as the walk hands it over; `'t` is a string of the tape
-/// (an unescaped string in the parser's copy, which is reused).
-enum Val<'a, 't> {
+const SYNTAX: &str = "syntax error";
+const INVALID_VALUE: &str = "invalid value";
+const END: &str = "unexpected end of input";
+
+/// State of one scan: the event (already checked to be UTF-8), the position
+/// and the event being filled.
+struct Cx<'n, 'a, 'o> {
+    trie: &'n [Node],
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    out: &'o mut DecodedEvent<'a>,
+    /// The first well-formed but unusable value (wrong type, bad timestamp):
+    /// reported once the whole event has been scanned, so that malformed JSON
+    /// later in the event takes precedence, as a parse-then-read decoder
+    /// would report it.
+    invalid: Option<DecodeError>,
+}
+
+/// One JSON value as the scan hands it over.
+enum Val<'a> {
     Null,
     Bool(bool),
     I64(i64),
     U64(u64),
     F64(f64),
+    /// A string without escapes, borrowed from the event.
     Borrowed(&'a str),
-    Transient(&'t str),
+    /// An unescaped copy (in a recycled buffer).
+    Owned(String),
     Array,
     Object,
 }
 
-impl Val<'_, '_> {
+impl Val<'_> {
     fn json_type(&self) -> JsonType {
         match self {
             Val::Null => JsonType::Null,
             Val::Bool(_) => JsonType::Bool,
             Val::I64(_) | Val::U64(_) | Val::F64(_) => JsonType::Number,
-            Val::Borrowed(_) | Val::Transient(_) => JsonType::String,
+            Val::Borrowed(_) | Val::Owned(_) => JsonType::String,
             Val::Array => JsonType::Array,
             Val::Object => JsonType::Object,
         }
     }
 }
 
-fn node_type(node: &TapeNode<'_>) -> JsonType {
-    match node {
-        TapeNode::String(_) => JsonType::String,
-        TapeNode::Object { .. } => JsonType::Object,
-        TapeNode::Array { .. } => JsonType::Array,
-        TapeNode::Static(StaticNode::Null) => JsonType::Null,
-        TapeNode::Static(StaticNode::Bool(_)) => JsonType::Bool,
-        TapeNode::Static(_) => JsonType::Number,
-    }
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of every byte of `w` (eight string bytes, little-endian) that
+/// ends a run of plain string bytes: `"`, `\` or a control character (below
+/// 0x20, not allowed raw in a JSON string). Only the lowest marked byte is
+/// exact (a borrow only moves upwards, from a byte that is itself marked),
+/// which is the one the scan uses.
+#[inline]
+fn string_stops(w: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let quote = zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = zero(w ^ (ONES * u64::from(b'\\')));
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    quote | backslash | control
 }
 
-/// A tape that does not have the shape the parser promises: a bug, reported
-/// as malformed input rather than a panic.
-fn broken_tape() -> DecodeError {
-    DecodeError::MalformedJson { line: 1, column: 1, kind: "syntax error" }
+/// Powers of ten up to 10^8, to shift a mantissa by a run of digits.
+const POW10_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// How many of the eight bytes of `values` (input bytes XOR `'0'`,
+/// little-endian) are digits, counted from the first: a byte is a digit iff
+/// it is at most 9 now. Per byte, `(b & 0x7f) + 0x76` sets the high bit iff
+/// the low seven bits are 10 or more, and cannot carry into the next byte.
+#[inline]
+fn leading_digits(values: u64) -> usize {
+    let non_digit = (((values & !HIGHS) + ONES * 0x76) | values) & HIGHS;
+    (non_digit.trailing_zeros() / 8) as usize
 }
+
+/// The decimal value of the first `n` (1..=8) digit values of `values` (the
+/// first byte is the most significant digit): the digits are moved to the
+/// top so that the bytes below are leading zeros, then combined pairwise in
+/// three multiply-and-add steps.
+#[inline]
+fn digits_value(values: u64, n: usize) -> u64 {
+    let v = values << (8 * (8 - n));
+    let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    (v.wrapping_mul(10_000) + (v >> 32)) & 0xFFFF_FFFF
+}
+
+/// Exact powers of ten (10^22 is the last one an f64 holds exactly).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+    1e20, 1e21, 1e22,
+];
 
 impl<'a> Cx<'_, 'a, '_> {
-    /// The top-level value: must be an object.
-    fn root(&mut self, tape: &[TapeNode<'_>]) -> Result<(), DecodeError> {
-        match tape.first() {
-            Some(&TapeNode::Object { len, .. }) => self.object(tape, 1, len, 0).map(drop),
-            Some(other) => Err(DecodeError::NotAnObject { found: node_type(other) }),
-            None => Err(broken_tape()),
-        }
-    }
-
-    /// Walks the `len` entries of an object that start at `tape[i]`, looking
-    /// keys up in trie level `level`; returns the index after the object.
-    fn object(&mut self, tape: &[TapeNode<'_>], mut i: usize, len: usize, level: usize) -> Result<usize, DecodeError> {
-        let trie = self.trie.get(level).ok_or_else(broken_tape)?;
-        for _ in 0..len {
-            let Some(TapeNode::String(key)) = tape.get(i) else {
-                return Err(broken_tape());
-            };
-            i += 1;
-            i = match trie.find(key) {
-                Some(index) => self.entry(tape, i, trie.entries[index])?,
-                None => skip(tape, i)?,
-            };
-        }
-        Ok(i)
-    }
-
-    /// The value at `tape[i]` of a key the trie knows: a leaf to fill, a
-    /// level to walk, or both. Returns the index after the value.
     #[inline]
-    fn entry(&mut self, tape: &[TapeNode<'_>], i: usize, entry: Entry) -> Result<usize, DecodeError> {
-        let (val, next) = match *tape.get(i).ok_or_else(broken_tape)? {
-            TapeNode::Static(StaticNode::F64(x)) => (Val::F64(x), i + 1),
-            TapeNode::Static(StaticNode::I64(n)) => (Val::I64(n), i + 1),
-            TapeNode::Static(StaticNode::U64(n)) => (Val::U64(n), i + 1),
-            TapeNode::Static(StaticNode::Bool(b)) => (Val::Bool(b), i + 1),
-            TapeNode::Static(StaticNode::Null) => (Val::Null, i + 1),
-            TapeNode::String(s) => (self.string(s), i + 1),
-            TapeNode::Array { count, .. } => (Val::Array, i + 1 + count),
-            TapeNode::Object { len, count } => {
-                if let Some(child) = entry.child {
-                    self.object(tape, i + 1, len, child as usize)?;
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// A syntax error at the current position (the end of input has its own
+    /// kind).
+    fn unexpected(&self) -> Stop {
+        let kind = if self.pos >= self.bytes.len() { END } else { SYNTAX };
+        Stop::Syntax { at: self.pos, kind }
+    }
+
+    /// The whole event: `None` for an object (walked from trie level 0), the
+    /// type of any other JSON value; anything but whitespace after it is an
+    /// error.
+    fn root(&mut self) -> Result<Option<JsonType>, Stop> {
+        self.ws();
+        let found = match self.peek() {
+            Some(b'{') => {
+                self.pos += 1;
+                self.object(Some(0), 1)?;
+                None
+            }
+            _ => Some(self.value(None, true, 0)?.json_type()),
+        };
+        self.ws();
+        if self.pos < self.bytes.len() {
+            return Err(self.unexpected());
+        }
+        Ok(found)
+    }
+
+    /// The value at the current position. `level`: the trie level an object
+    /// here is walked with (`None`: only checked); `want`: whether the caller
+    /// uses a scalar (numbers are converted and strings unescaped only then).
+    /// `depth`: the nesting of the enclosing array or object.
+    #[inline]
+    fn value(&mut self, level: Option<u32>, want: bool, depth: usize) -> Result<Val<'a>, Stop> {
+        match self.peek() {
+            Some(b'"') => {
+                self.pos += 1;
+                let (start, end, escaped) = self.string()?;
+                Ok(if want { self.text_value(start, end, escaped) } else { Val::Null })
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(want),
+            Some(b'{') => {
+                self.pos += 1;
+                self.object(level, depth + 1)?;
+                Ok(Val::Object)
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                self.array(depth + 1)?;
+                Ok(Val::Array)
+            }
+            Some(b't') => self.literal(b"true", Val::Bool(true)),
+            Some(b'f') => self.literal(b"false", Val::Bool(false)),
+            Some(b'n') => self.literal(b"null", Val::Null),
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8], val: Val<'a>) -> Result<Val<'a>, Stop> {
+        let end = self.pos + word.len();
+        if self.bytes.get(self.pos..end) == Some(word) {
+            self.pos = end;
+            return Ok(val);
+        }
+        let rest = self.bytes.get(self.pos..).unwrap_or_default();
+        let kind = if word.starts_with(rest) { END } else { SYNTAX };
+        Err(Stop::Syntax { at: self.pos, kind })
+    }
+
+    /// The entries of an object whose `{` was just read, each key looked up
+    /// in trie level `level` (`None`: an object nothing is read from).
+    fn object(&mut self, level: Option<u32>, depth: usize) -> Result<(), Stop> {
+        if depth > MAX_DEPTH {
+            return Err(Stop::TooDeep);
+        }
+        let trie = self.trie;
+        let node = level.and_then(|l| trie.get(l as usize));
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        // The hint slot of the last known key (the object's start at first).
+        let mut hint = node.map_or(0, |n| n.hint_base);
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.unexpected());
+            }
+            self.pos += 1;
+            let (start, end, escaped) = self.string()?;
+            let entry = match node {
+                Some(node) => self.lookup(node, start, end, escaped, &mut hint),
+                None => None,
+            };
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.unexpected());
+            }
+            self.pos += 1;
+            self.ws();
+            match entry {
+                Some(entry) => {
+                    let val = self.value(entry.child, entry.leaf.is_some(), depth)?;
+                    if let Some(target) = entry.leaf {
+                        self.apply(target, val);
+                    }
                 }
-                (Val::Object, i + 1 + count)
+                None => {
+                    self.value(None, false, depth)?;
+                }
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    /// The elements of an array whose `[` was just read (only checked: no
+    /// path leads into an array).
+    fn array(&mut self, depth: usize) -> Result<(), Stop> {
+        if depth > MAX_DEPTH {
+            return Err(Stop::TooDeep);
+        }
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.value(None, false, depth)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    /// The trie entry of the key `bytes[start..end]`: first the key that
+    /// followed the previous known key last time (`hint`), else by hash.
+    /// Moves `hint` to this key's slot when the key is known.
+    #[inline]
+    fn lookup(&mut self, node: &Node, start: usize, end: usize, escaped: bool, hint: &mut usize) -> Option<Entry> {
+        let raw = self.text.get(start..end)?;
+        let index = if escaped {
+            let mut key = self.out.spare_string();
+            unescape(raw, &mut key);
+            let index = node.find(key.as_bytes());
+            self.out.spare.push(key);
+            index?
+        } else {
+            let bytes = raw.as_bytes();
+            let predicted = self.out.hints.get(*hint).map_or(0, |&h| h as usize);
+            match predicted.checked_sub(1).filter(|&k| node.keys.get(k).is_some_and(|key| key.is(bytes))) {
+                Some(k) => k,
+                None => {
+                    let found = node.find(bytes)?;
+                    if let Some(h) = self.out.hints.get_mut(*hint) {
+                        // Fewer keys than u32 (checked in `Decoder::new`).
+                        *h = found as u32 + 1;
+                    }
+                    found
+                }
             }
         };
-        if let Some(target) = entry.leaf {
-            self.apply(target, val)?;
-        }
-        Ok(next)
+        *hint = node.hint_base + index + 1;
+        node.entries.get(index).copied()
     }
 
-    /// A string of the tape, borrowed from the original event where it had no
-    /// escape sequence (the parser's copy holds the same bytes at the same
-    /// offset then), else transient.
+    /// The string whose opening quote was just read: its raw content
+    /// `start..end` and whether it has escapes (all checked: escapes are
+    /// valid, surrogates paired, no raw control characters). Leaves the
+    /// position after the closing quote.
     #[inline]
-    fn string<'t>(&self, s: &'t str) -> Val<'a, 't> {
-        let offset = (s.as_ptr() as usize).wrapping_sub(self.base);
-        let original = offset.checked_add(s.len()).and_then(|end| self.bytes.get(offset..end));
-        match original {
-            Some(o) if o == s.as_bytes() => match std::str::from_utf8(o) {
-                Ok(text) => Val::Borrowed(text),
-                Err(_) => Val::Transient(s),
-            },
-            _ => Val::Transient(s),
+    fn string(&mut self) -> Result<(usize, usize, bool), Stop> {
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            // Eight bytes at a time to the first quote, backslash or control
+            // character (most keys and values end in the first eight).
+            while let Some(chunk) = self.bytes.get(self.pos..).and_then(<[u8]>::first_chunk::<8>) {
+                let stops = string_stops(u64::from_le_bytes(*chunk));
+                if stops != 0 {
+                    self.pos += (stops.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.pos += 8;
+            }
+            match self.peek() {
+                Some(b'"') => {
+                    let end = self.pos;
+                    self.pos += 1;
+                    return Ok((start, end, escaped));
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                Some(0..=0x1f) => return Err(Stop::Syntax { at: self.pos, kind: INVALID_VALUE }),
+                // Fewer than eight bytes left.
+                Some(_) => self.pos += 1,
+                None => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    /// Checks the escape sequence at the current backslash and steps over it.
+    fn escape(&mut self) -> Result<(), Stop> {
+        let at = self.pos;
+        let invalid = Stop::Syntax { at, kind: INVALID_VALUE };
+        self.pos += 1;
+        match self.peek() {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(b'u') => {
+                let unit = hex4(self.bytes, self.pos + 1).ok_or(invalid)?;
+                self.pos += 5;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        // A high surrogate needs its low half next.
+                        let low = match self.bytes.get(self.pos..self.pos + 2) {
+                            Some(b"\\u") => hex4(self.bytes, self.pos + 2),
+                            _ => None,
+                        };
+                        if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                            return Err(invalid);
+                        }
+                        self.pos += 6;
+                        Ok(())
+                    }
+                    0xDC00..=0xDFFF => Err(invalid),
+                    _ => Ok(()),
+                }
+            }
+            None => Err(self.unexpected()),
+            Some(_) => Err(invalid),
+        }
+    }
+
+    /// A string value: borrowed when it has no escapes, else unescaped into
+    /// a recycled buffer.
+    #[inline]
+    fn text_value(&mut self, start: usize, end: usize, escaped: bool) -> Val<'a> {
+        let text = self.text;
+        let raw = text.get(start..end).unwrap_or_default();
+        if !escaped {
+            return Val::Borrowed(raw);
+        }
+        let mut owned = self.out.spare_string();
+        unescape(raw, &mut owned);
+        Val::Owned(owned)
+    }
+
+    /// The number at the current position. Its grammar is checked
+    /// (`-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`); when `want`,
+    /// it is converted: integers of up to 19 digits exactly, decimals of up
+    /// to 2^53 in the mantissa and 10^±22 in the scale by one correctly
+    /// rounded operation on two exact values (Clinger's fast path), every
+    /// other number by the standard library's correctly rounded parser.
+    #[inline]
+    fn number(&mut self, want: bool) -> Result<Val<'a>, Stop> {
+        let start = self.pos;
+        let invalid = Stop::Syntax { at: start, kind: INVALID_VALUE };
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        // Digits of the integer and fraction parts, as one integer (wraps
+        // past 19 digits; only used up to 19).
+        let mut mantissa = 0u64;
+        let mut digits = 0usize;
+        match self.peek() {
+            Some(b'0') => {
+                self.pos += 1;
+                digits = 1;
+            }
+            Some(b'1'..=b'9') => digits = self.digits(&mut mantissa),
+            _ => return Err(invalid),
+        }
+        let mut integer = true;
+        let mut scale = 0i64;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            integer = false;
+            let fraction = self.digits(&mut mantissa);
+            if fraction == 0 {
+                return Err(invalid);
+            }
+            digits += fraction;
+            scale = -(fraction as i64);
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            integer = false;
+            let sign = match self.peek() {
+                Some(b'-') => {
+                    self.pos += 1;
+                    -1
+                }
+                Some(b'+') => {
+                    self.pos += 1;
+                    1
+                }
+                _ => 1,
+            };
+            let first = self.pos;
+            let mut exponent = 0i64;
+            while let Some(d @ b'0'..=b'9') = self.peek() {
+                exponent = (exponent * 10 + i64::from(d - b'0')).min(1 << 40);
+                self.pos += 1;
+            }
+            if self.pos == first {
+                return Err(invalid);
+            }
+            scale += sign * exponent;
+        }
+        if !want {
+            return Ok(Val::Null);
+        }
+        if digits <= 19 {
+            if integer {
+                return Ok(match (negative, i64::try_from(mantissa)) {
+                    (false, Ok(n)) => Val::I64(n),
+                    (false, Err(_)) => Val::U64(mantissa),
+                    (true, Ok(n)) => Val::I64(-n),
+                    (true, Err(_)) if mantissa == 1 << 63 => Val::I64(i64::MIN),
+                    (true, Err(_)) => Val::F64(-(mantissa as f64)),
+                });
+            }
+            if mantissa <= 1 << 53 && (-22..=22).contains(&scale) {
+                // Both operands exact: one rounding, the correct one.
+                let m = mantissa as f64;
+                let p = POW10[scale.unsigned_abs() as usize];
+                let x = if scale < 0 { m / p } else { m * p };
+                return Ok(Val::F64(if negative { -x } else { x }));
+            }
+        }
+        let text = self.text.get(start..self.pos).ok_or(invalid)?;
+        if integer {
+            // 20 digits may still fit 64 bits.
+            if let Ok(n) = text.parse::<i64>() {
+                return Ok(Val::I64(n));
+            }
+            if let Ok(n) = text.parse::<u64>() {
+                return Ok(Val::U64(n));
+            }
+        }
+        let x: f64 = text.parse().map_err(|_| invalid)?;
+        if !x.is_finite() {
+            return Err(invalid);
+        }
+        Ok(Val::F64(x))
+    }
+
+    /// Steps over a run of ASCII digits, appending them to `mantissa`
+    /// (wrapping: callers use it only up to 19 digits); returns how many there
+    /// were. Eight bytes at a time: numbers are most of an event's bytes.
+    #[inline]
+    fn digits(&mut self, mantissa: &mut u64) -> usize {
+        let start = self.pos;
+        while let Some(chunk) = self.bytes.get(self.pos..).and_then(<[u8]>::first_chunk::<8>) {
+            let values = u64::from_le_bytes(*chunk) ^ (ONES * u64::from(b'0'));
+            let n = leading_digits(values);
+            if n == 0 {
+                return self.pos - start;
+            }
+            *mantissa = mantissa.wrapping_mul(POW10_U64[n]).wrapping_add(digits_value(values, n));
+            self.pos += n;
+            if n < 8 {
+                return self.pos - start;
+            }
+        }
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    /// Fills `target` from a well-formed value; the first unusable one is
+    /// kept for the end of the scan.
+    #[inline]
+    fn apply(&mut self, target: Target, val: Val<'a>) {
+        if self.invalid.is_some() {
+            return;
+        }
+        if let Err(error) = self.fill(target, val) {
+            self.invalid = Some(error);
         }
     }
 
     #[inline]
-    fn apply(&mut self, target: Target, val: Val<'a, '_>) -> Result<(), DecodeError> {
+    fn fill(&mut self, target: Target, val: Val<'a>) -> Result<(), DecodeError> {
         match target {
             Target::Slot(slot) => {
                 let value = match val {
@@ -1000,7 +1369,7 @@ impl<'a> Cx<'_, 'a, '_> {
                     Val::U64(n) => SlotValue::Number(n as f64),
                     Val::F64(x) => SlotValue::Number(x),
                     Val::Borrowed(s) => SlotValue::Text(Cow::Borrowed(s)),
-                    Val::Transient(s) => SlotValue::Text(Cow::Owned(self.out.own(s))),
+                    Val::Owned(s) => SlotValue::Text(Cow::Owned(s)),
                     Val::Array | Val::Object => SlotValue::Other,
                 };
                 // Slot ids come from the spec the values were sized for.
@@ -1012,18 +1381,22 @@ impl<'a> Cx<'_, 'a, '_> {
             Target::Model => self.text(EventField::Model, val).map(|v| self.out.model = v),
             Target::ModelVersion => self.text(EventField::ModelVersion, val).map(|v| self.out.model_version = v),
             Target::PredictionId => self.text(EventField::PredictionId, val).map(|v| self.out.prediction_id = v),
-            Target::Timestamp => timestamp_ms(&val)
-                .map(|v| self.out.timestamp_ms = v)
-                .map_err(|source| DecodeError::BadTimestamp { source }),
+            Target::Timestamp => {
+                let result = timestamp_ms(&val);
+                if let Val::Owned(s) = val {
+                    self.out.spare.push(s);
+                }
+                result.map(|v| self.out.timestamp_ms = v).map_err(|source| DecodeError::BadTimestamp { source })
+            }
         }
     }
 
     /// A string-valued special field; `null` is absent.
-    fn text(&mut self, field: EventField, val: Val<'a, '_>) -> Result<Option<Cow<'a, str>>, DecodeError> {
+    fn text(&mut self, field: EventField, val: Val<'a>) -> Result<Option<Cow<'a, str>>, DecodeError> {
         match val {
             Val::Null => Ok(None),
             Val::Borrowed(s) => Ok(Some(Cow::Borrowed(s))),
-            Val::Transient(s) => Ok(Some(Cow::Owned(self.out.own(s)))),
+            Val::Owned(s) => Ok(Some(Cow::Owned(s))),
             Val::I64(n) if field == EventField::PredictionId => Ok(Some(Cow::Owned(self.integer(n)))),
             Val::U64(n) if field == EventField::PredictionId => Ok(Some(Cow::Owned(self.integer(n)))),
             other => Err(DecodeError::WrongType { field, found: other.json_type() }),
@@ -1031,24 +1404,52 @@ impl<'a> Cx<'_, 'a, '_> {
     }
 
     fn integer(&mut self, n: impl fmt::Display) -> String {
-        let mut s = self.out.own("");
+        let mut s = self.out.spare_string();
         // Writing to a String cannot fail.
         let _ = write!(s, "{n}");
         s
     }
 }
 
-/// The index after the value at `tape[i]`.
-#[inline]
-fn skip(tape: &[TapeNode<'_>], i: usize) -> Result<usize, DecodeError> {
-    match tape.get(i).ok_or_else(broken_tape)? {
-        TapeNode::Object { count, .. } | TapeNode::Array { count, .. } => Ok(i + 1 + count),
-        _ => Ok(i + 1),
+/// The four hex digits at `bytes[at..]` as a UTF-16 code unit.
+fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = bytes.get(at..at + 4)?;
+    digits.iter().try_fold(0u32, |unit, &b| Some(unit * 16 + char::from(b).to_digit(16)?))
+}
+
+/// Appends the content of a checked raw string (escapes valid, surrogates
+/// paired) to `out`.
+fn unescape(raw: &str, out: &mut String) {
+    let mut rest = raw;
+    while let Some(i) = memchr::memchr(b'\\', rest.as_bytes()) {
+        out.push_str(rest.get(..i).unwrap_or_default());
+        let bytes = rest.as_bytes();
+        let (c, len) = match bytes.get(i + 1) {
+            Some(b'u') => {
+                let unit = hex4(bytes, i + 2).unwrap_or(0xFFFD);
+                if (0xD800..0xDC00).contains(&unit) {
+                    let low = hex4(bytes, i + 8).unwrap_or(0xDC00);
+                    (char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low.wrapping_sub(0xDC00) & 0x3FF)), 12)
+                } else {
+                    (char::from_u32(unit), 6)
+                }
+            }
+            Some(b'b') => (Some('\u{8}'), 2),
+            Some(b'f') => (Some('\u{c}'), 2),
+            Some(b'n') => (Some('\n'), 2),
+            Some(b'r') => (Some('\r'), 2),
+            Some(b't') => (Some('\t'), 2),
+            Some(&b) => (Some(char::from(b)), 2),
+            None => (None, 1),
+        };
+        out.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
+        rest = rest.get(i + len..).unwrap_or_default();
     }
+    out.push_str(rest);
 }
 
 /// Epoch milliseconds from an RFC 3339 string or a number; `null` is absent.
-fn timestamp_ms(val: &Val<'_, '_>) -> Result<Option<i64>, TimestampError> {
+fn timestamp_ms(val: &Val<'_>) -> Result<Option<i64>, TimestampError> {
     // 2^63 as f64; every f64 in [-2^63, 2^63) floors into i64.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
     let rfc3339 = |s: &str| {
@@ -1056,13 +1457,14 @@ fn timestamp_ms(val: &Val<'_, '_>) -> Result<Option<i64>, TimestampError> {
             .map(|t| Some(t.timestamp_millis()))
             .map_err(|source| TimestampError::NotRfc3339 { source })
     };
-    match *val {
+    match val {
         Val::Null => Ok(None),
-        Val::Borrowed(s) | Val::Transient(s) => rfc3339(s),
-        Val::I64(n) => Ok(Some(n)),
-        Val::U64(n) => i64::try_from(n).map(Some).map_err(|_| TimestampError::OutOfRange),
+        Val::Borrowed(s) => rfc3339(s),
+        Val::Owned(s) => rfc3339(s),
+        Val::I64(n) => Ok(Some(*n)),
+        Val::U64(n) => i64::try_from(*n).map(Some).map_err(|_| TimestampError::OutOfRange),
         // Fractional milliseconds round down, like chrono's for RFC 3339.
-        Val::F64(x) if x.is_finite() && (-LIMIT..LIMIT).contains(&x) => Ok(Some(x.floor() as i64)),
+        Val::F64(x) if x.is_finite() && (-LIMIT..LIMIT).contains(x) => Ok(Some(x.floor() as i64)),
         Val::F64(_) => Err(TimestampError::OutOfRange),
         Val::Bool(_) | Val::Array | Val::Object => Err(TimestampError::WrongType { found: val.json_type() }),
     }
@@ -1147,12 +1549,12 @@ mod tests {
         }
     }
 
-    /// What the tape walk adds: strings without escapes are borrowed from the
-    /// event itself (not the parser's reused copy), escaped ones are owned;
-    /// integers past 64 bits read as the nearest f64; a malformed event that
-    /// starts as an array is not an object; parser errors keep their position.
+    /// Strings without escapes are borrowed from the event itself, escaped
+    /// ones are owned; integers past 64 bits read as the nearest f64; a
+    /// malformed event that starts as an array is not an object; syntax errors
+    /// keep their position.
     #[test]
-    fn tape_walk_borrows_owns_and_reports_positions() {
+    fn scan_borrows_owns_and_reports_positions() {
         let spec = default_spec();
         let json = r#"{"model":"fraud","features":{"country":"D\u00c9","amount":123456789012345678901234},"model_version":"\\\\"}"#;
         let ev = decode_with(&spec, json).unwrap();
@@ -1760,10 +2162,24 @@ mod tests {
     /// A valid event for mutation tests: every kind of value, escapes, nesting.
     const RICH_EVENT: &str = r#"{"model":"fr\"aud","model_version":"v3","prediction_id":12,"timestamp":"2026-11-23T08:00:00.123+02:00","features":{"amount":-1.5e3,"country":"D\u00c9","tags":["a",{"b":[null,true]}],"flag":false},"prediction":null,"score":0.83,"extra":{"x":{"y":[1,2,3]}}}"#;
 
+    /// Whether serde_json (a strict parser; its recursion limit is 128
+    /// levels too) takes `bytes` for one JSON value.
+    fn serde_accepts(bytes: &[u8]) -> bool {
+        serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
+    }
+
     fn check_any_input(decoder: &Decoder, bytes: &[u8]) {
         let mut out = DecodedEvent::new();
         let result = decoder.decode(bytes, &mut out);
         assert_eq!(out.values.len(), decoder.slot_count());
+        // The same inputs are JSON for both (an error other than malformed
+        // JSON means the event parsed; an event that starts as an array is
+        // refused as not an object whether or not the array is well formed).
+        let leading_array = matches!(result, Err(DecodeError::NotAnObject { found: JsonType::Array }));
+        if bytes.len() <= decoder.max_event_bytes() && !leading_array {
+            let ours = result.as_ref().map_or_else(|e| e.reason() != DecodeReason::MalformedJson, |_| true);
+            assert_eq!(ours, serde_accepts(bytes), "{:?}: {result:?}", String::from_utf8_lossy(bytes));
+        }
         match result {
             Ok(()) => {
                 // Whatever was kept is bounded by the input.
@@ -1913,6 +2329,77 @@ mod tests {
                 out.values,
                 vec![SlotValue::Number(120.5), text("DE"), SlotValue::Number(1.0), SlotValue::Number(0.83)]
             );
+        }
+    }
+
+    /// A JSON value for the oracle test: scalars of every kind, strings with
+    /// characters that need escapes, nested arrays and objects.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |x| x.is_finite()).prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "[a-z\"\\/\u{0}-\u{1f}\u{e9}\u{1f600}]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z\"\u{e9}]{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The slot value a decoded event should hold for `value` (None: a value
+    /// the decoder reads differently, not compared).
+    fn expected_slot(value: &serde_json::Value) -> SlotValue<'_> {
+        use serde_json::Value;
+        match value {
+            Value::Null => SlotValue::Null,
+            Value::Bool(b) => SlotValue::Bool(*b),
+            Value::Number(n) => SlotValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Value::String(s) => SlotValue::Text(Cow::Borrowed(s)),
+            Value::Array(_) | Value::Object(_) => SlotValue::Other,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Against serde_json as the oracle: an event serialised by it (compact
+        /// or pretty) decodes to exactly the values it holds, at every depth,
+        /// also when unknown values of any shape sit between them.
+        #[test]
+        fn values_match_serde_json(
+            values in prop::collection::vec(json_value(), 1..6),
+            noise in prop::collection::vec(json_value(), 0..4),
+            pretty in any::<bool>(),
+        ) {
+            use serde_json::{json, Map, Value};
+            let mut features = Map::new();
+            let mut slots = Vec::new();
+            for (i, v) in values.iter().enumerate() {
+                features.insert(format!("k{i}"), v.clone());
+                slots.push(p(&["features", &format!("k{i}")]));
+            }
+            for (i, v) in noise.iter().enumerate() {
+                features.insert(format!("n{i}"), v.clone());
+            }
+            let event = json!({"model": "m\u{e9}\"", "features": features, "tail": noise});
+            let text = if pretty { serde_json::to_string_pretty(&event) } else { serde_json::to_string(&event) }.unwrap();
+            let spec = DecoderSpec { model: Some(p(&["model"])), model_version: None, prediction_id: None, timestamp: None, slots, max_event_bytes: 1 << 20 };
+            let decoder = Decoder::new(&spec).unwrap();
+            let mut out = DecodedEvent::new();
+            decoder.decode(text.as_bytes(), &mut out).unwrap();
+            prop_assert_eq!(out.model.as_deref(), Some("m\u{e9}\""));
+            for (i, v) in values.iter().enumerate() {
+                prop_assert_eq!(&out.values[i], &expected_slot(v), "slot {}", i);
+            }
+            let _ = Value::Null;
         }
     }
 
