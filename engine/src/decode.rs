@@ -1237,7 +1237,7 @@ impl<'a> Cx<'_, 'a, '_> {
         // Digits of the integer and fraction parts, as one integer (wraps
         // past 19 digits; only used up to 19).
         let mut mantissa = 0u64;
-        let mut digits = 0usize;
+        let mut digits: usize;
         match self.peek() {
             Some(b'0') => {
                 self.pos += 1;
