@@ -981,7 +981,7 @@ impl<'a> Cx<'_, 'a, '_> {
     /// here is walked with (`None`: only checked); `want`: whether the caller
     /// uses a scalar (numbers are converted and strings unescaped only then).
     /// `depth`: the nesting of the enclosing array or object.
-    #[inline]
+    #[inline(always)]
     fn value(&mut self, level: Option<u32>, want: bool, depth: usize) -> Result<Val<'a>, Stop> {
         match self.peek() {
             Some(b'"') => {
@@ -1246,8 +1246,10 @@ impl<'a> Cx<'_, 'a, '_> {
             Some(b'1'..=b'9') => digits = self.digits(&mut mantissa),
             _ => return Err(invalid),
         }
+        let integer_digits = digits as i64;
         let mut integer = true;
         let mut scale = 0i64;
+        let mut explicit_exponent = 0i64;
         if self.peek() == Some(b'.') {
             self.pos += 1;
             integer = false;
@@ -1281,9 +1283,13 @@ impl<'a> Cx<'_, 'a, '_> {
             if self.pos == first {
                 return Err(invalid);
             }
-            scale += sign * exponent;
+            explicit_exponent = sign * exponent;
+            scale += explicit_exponent;
         }
-        if !want {
+        // A value nobody reads is still refused when it is beyond the f64
+        // range (as any strict parser refuses it): below 10^300 it cannot be,
+        // so only a number that large is converted to find out.
+        if !want && integer_digits + explicit_exponent <= 300 {
             return Ok(Val::Null);
         }
         if digits <= 19 {
@@ -1291,6 +1297,8 @@ impl<'a> Cx<'_, 'a, '_> {
                 return Ok(match (negative, i64::try_from(mantissa)) {
                     (false, Ok(n)) => Val::I64(n),
                     (false, Err(_)) => Val::U64(mantissa),
+                    // `-0` is a float (negative zero), as serde_json reads it.
+                    (true, Ok(0)) => Val::F64(-0.0),
                     (true, Ok(n)) => Val::I64(-n),
                     (true, Err(_)) if mantissa == 1 << 63 => Val::I64(i64::MIN),
                     (true, Err(_)) => Val::F64(-(mantissa as f64)),
@@ -1585,6 +1593,16 @@ mod tests {
         assert_eq!(ev.values[0], SlotValue::Number(-9007199254740993i64 as f64));
         assert_eq!(reason(&spec, r#"{"model":"m","features":{"amount":1e400}}"#), DecodeReason::MalformedJson);
         assert_eq!(reason(&spec, r#"{"model":"m","features":{"amount":NaN}}"#), DecodeReason::MalformedJson);
+        // Also where no path leads (skipped values are checked, not converted).
+        for skipped in [r#"{"x":1e400}"#, r#"{"x":[-1e999]}"#, r#"{"features":{"tags":[1e309]}}"#, r#"{"x":1234567890e300}"#] {
+            assert_eq!(reason(&spec, skipped), DecodeReason::MalformedJson, "{skipped}");
+        }
+        for fine in [r#"{"x":1e300}"#, r#"{"x":1e-400}"#, r#"{"x":0.1e308}"#, r#"{"x":17976931348623157e292}"#] {
+            assert!(decode_with(&spec, fine).is_ok(), "{fine}");
+        }
+        // `-0` keeps its sign.
+        let ev = decode_with(&spec, r#"{"model":"m","features":{"amount":-0}}"#).unwrap();
+        assert!(matches!(ev.values[0], SlotValue::Number(z) if z == 0.0 && z.is_sign_negative()));
         let ev = decode_with(&spec, r#"{"model":"m","features":{"country":"D\u00c9"}}"#).unwrap();
         assert_eq!(ev.values[1], SlotValue::Text("DÉ".into()));
     }
@@ -2162,8 +2180,9 @@ mod tests {
     /// A valid event for mutation tests: every kind of value, escapes, nesting.
     const RICH_EVENT: &str = r#"{"model":"fr\"aud","model_version":"v3","prediction_id":12,"timestamp":"2026-11-23T08:00:00.123+02:00","features":{"amount":-1.5e3,"country":"D\u00c9","tags":["a",{"b":[null,true]}],"flag":false},"prediction":null,"score":0.83,"extra":{"x":{"y":[1,2,3]}}}"#;
 
-    /// Whether serde_json (a strict parser; its recursion limit is 128
-    /// levels too) takes `bytes` for one JSON value.
+    /// Whether serde_json (a strict parser) takes `bytes` for one JSON value.
+    /// Its recursion limit (127 levels) is one below ours; the inputs below
+    /// nest at most 64 deep.
     fn serde_accepts(bytes: &[u8]) -> bool {
         serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
     }
