@@ -1060,18 +1060,28 @@ impl<'a> Cx<'_, 'a, '_> {
                     self.value(None, false, depth)?;
                 }
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.unexpected()),
+            if self.next_member(b'}')? {
+                return Ok(());
             }
+        }
+    }
+
+    /// After a member of an array or object: `true` at its closing bracket
+    /// `close`, `false` after a comma (another member follows).
+    #[inline]
+    fn next_member(&mut self, close: u8) -> Result<bool, Stop> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.ws();
+                Ok(false)
+            }
+            Some(b) if b == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            _ => Err(self.unexpected()),
         }
     }
 
@@ -1088,17 +1098,8 @@ impl<'a> Cx<'_, 'a, '_> {
         }
         loop {
             self.value(None, false, depth)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.unexpected()),
+            if self.next_member(b']')? {
+                return Ok(());
             }
         }
     }
