@@ -267,10 +267,10 @@ struct Key {
 }
 
 impl Key {
-    /// Whether `bytes` is this key.
+    /// Whether `bytes` (whose fingerprint is `fingerprint`) is this key.
     #[inline]
-    fn is(&self, bytes: &[u8]) -> bool {
-        Fingerprint::of(bytes) == self.fingerprint && (bytes.len() <= 16 || self.text.as_bytes() == bytes)
+    fn is(&self, fingerprint: Fingerprint, bytes: &[u8]) -> bool {
+        self.fingerprint == fingerprint && (bytes.len() <= 16 || self.text.as_bytes() == bytes)
     }
 }
 
@@ -290,15 +290,19 @@ impl Node {
     /// Hot path: one hash probe (rarely more) per key of the input object.
     #[inline]
     fn find(&self, bytes: &[u8]) -> Option<usize> {
-        let fingerprint = Fingerprint::of(bytes);
+        self.find_by(Fingerprint::of(bytes), bytes)
+    }
+
+    /// [`Node::find`] with the key's fingerprint already taken.
+    #[inline]
+    fn find_by(&self, fingerprint: Fingerprint, bytes: &[u8]) -> Option<usize> {
         let mask = self.table.len() - 1;
         let mut bucket = fingerprint.bucket(self.shift);
         // Terminates: at least half of the buckets are empty.
         loop {
             let slot = *self.table.get(bucket)?;
             let index = slot.checked_sub(1)? as usize;
-            let k = self.keys.get(index)?;
-            if k.fingerprint == fingerprint && (bytes.len() <= 16 || k.text.as_bytes() == bytes) {
+            if self.keys.get(index)?.is(fingerprint, bytes) {
                 return Some(index);
             }
             bucket = (bucket + 1) & mask;
@@ -1118,11 +1122,12 @@ impl<'a> Cx<'_, 'a, '_> {
             index?
         } else {
             let bytes = raw.as_bytes();
+            let fingerprint = Fingerprint::of(bytes);
             let predicted = self.out.hints.get(*hint).map_or(0, |&h| h as usize);
-            match predicted.checked_sub(1).filter(|&k| node.keys.get(k).is_some_and(|key| key.is(bytes))) {
+            match predicted.checked_sub(1).filter(|&k| node.keys.get(k).is_some_and(|key| key.is(fingerprint, bytes))) {
                 Some(k) => k,
                 None => {
-                    let found = node.find(bytes)?;
+                    let found = node.find_by(fingerprint, bytes)?;
                     if let Some(h) = self.out.hints.get_mut(*hint) {
                         // Fewer keys than u32 (checked in `Decoder::new`).
                         *h = found as u32 + 1;
