@@ -941,6 +941,90 @@ const POW10: [f64; 23] = [
     1e20, 1e21, 1e22,
 ];
 
+/// Largest `k` with `5^k` below 2^63: the most fraction digits (net of the
+/// exponent) [`divide_pow10`] takes.
+const MAX_POW5: usize = 27;
+
+/// `5^k` for `k` in `0..=MAX_POW5`.
+const POW5: [u64; MAX_POW5 + 1] = {
+    let mut table = [1u64; MAX_POW5 + 1];
+    let mut k = 1;
+    while k <= MAX_POW5 {
+        table[k] = table[k - 1] * 5;
+        k += 1;
+    }
+    table
+};
+
+/// `floor((2^128 - 1) / 5^k)`: multiplying by it and keeping the top 128
+/// bits divides by `5^k` to within 2 below the exact quotient.
+const POW5_RECIPROCAL: [u128; MAX_POW5 + 1] = {
+    let mut table = [0u128; MAX_POW5 + 1];
+    let mut k = 0;
+    while k <= MAX_POW5 {
+        table[k] = u128::MAX / POW5[k] as u128;
+        k += 1;
+    }
+    table
+};
+
+/// `2^e` for an exponent of the normal f64 range.
+#[inline]
+fn pow2(e: i32) -> f64 {
+    debug_assert!((-1022..=1023).contains(&e));
+    f64::from_bits(((1023 + e) as u64) << 52)
+}
+
+/// `m / 10^k`, correctly rounded (to nearest, ties to even), for `m ≥ 1` and
+/// `k` in `1..=MAX_POW5`, in integer arithmetic alone: the decimals past
+/// Clinger's fast path (17 to 19 significant digits, as shortest round-trip
+/// formatting writes most doubles) without a second pass over their text.
+///
+/// `m / 10^k = m / 5^k · 2^-k`. With `m` shifted up to a full 64 bits and 64
+/// zero bits appended, `n = m·2^(64+lz)`, the quotient `q = ⌊n / 5^k⌋` has at
+/// least 65 significant bits (`5^k < 2^63`) and the remainder says whether
+/// anything was cut off. The top 64 bits of `q`, with every lower bit and the
+/// remainder folded into the last one ("sticky"), round to the same 53 bits
+/// as the exact quotient: the cut-off part only decides a tie, and a tie needs
+/// it to be zero. Scaling the rounded value by a power of two is exact (it
+/// stays far inside the normal range: `m / 10^k ≥ 10^-27`).
+#[inline]
+fn divide_pow10(m: u64, k: usize) -> f64 {
+    debug_assert!(m != 0 && (1..=MAX_POW5).contains(&k));
+    let d = u128::from(POW5[k]);
+    let lz = m.leading_zeros();
+    let m = m << lz;
+    let n = u128::from(m) << 64;
+    // ⌊m · r / 2^64⌋ = ⌊n · r / 2^128⌋, from the two 64 × 64-bit halves of
+    // m · r; at most 2 below ⌊n / 5^k⌋ and never above it.
+    let r = POW5_RECIPROCAL[k];
+    let low = u128::from(m) * (r as u64 as u128);
+    let high = u128::from(m) * (r >> 64);
+    let mut q = high + (low >> 64);
+    let mut rem = n - q * d;
+    while rem >= d {
+        q += 1;
+        rem -= d;
+    }
+    // q ≥ 2^64 (n ≥ 2^127, 5^k < 2^63) and q < 2^126: 1..=62 bits below the top 64.
+    let cut = 64 - q.leading_zeros();
+    let sticky = q & ((1u128 << cut) - 1) != 0 || rem != 0;
+    let top = (q >> cut) as u64 | u64::from(sticky);
+    // `u64 as f64` rounds to nearest, ties to even.
+    (top as f64) * pow2(cut as i32 - 64 - lz as i32 - k as i32)
+}
+
+/// Powers of ten that fit 128 bits, for decimals with a positive scale.
+const POW10_U128: [u128; 39] = {
+    let mut table = [1u128; 39];
+    let mut k = 1;
+    while k < 39 {
+        table[k] = table[k - 1] * 10;
+        k += 1;
+    }
+    table
+};
+
 impl<'a> Cx<'_, 'a, '_> {
     #[inline]
     fn peek(&self) -> Option<u8> {
@@ -1230,8 +1314,11 @@ impl<'a> Cx<'_, 'a, '_> {
     /// (`-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`); when `want`,
     /// it is converted: integers of up to 19 digits exactly, decimals of up
     /// to 2^53 in the mantissa and 10^±22 in the scale by one correctly
-    /// rounded operation on two exact values (Clinger's fast path), every
-    /// other number by the standard library's correctly rounded parser.
+    /// rounded operation on two exact values (Clinger's fast path), other
+    /// decimals of up to 19 digits by exact integer arithmetic
+    /// ([`divide_pow10`] for scales down to 10^-27, a 128-bit product above
+    /// 1), every other number by the standard library's correctly rounded
+    /// parser.
     #[inline]
     fn number(&mut self, want: bool) -> Result<Val<'a>, Stop> {
         let start = self.pos;
@@ -1310,11 +1397,23 @@ impl<'a> Cx<'_, 'a, '_> {
                     (true, Err(_)) => Val::F64(-(mantissa as f64)),
                 });
             }
-            if mantissa <= 1 << 53 && (-22..=22).contains(&scale) {
+            let x = if mantissa <= 1 << 53 && (-22..=22).contains(&scale) {
                 // Both operands exact: one rounding, the correct one.
                 let m = mantissa as f64;
                 let p = POW10[scale.unsigned_abs() as usize];
-                let x = if scale < 0 { m / p } else { m * p };
+                Some(if scale < 0 { m / p } else { m * p })
+            } else if mantissa == 0 {
+                Some(0.0)
+            } else if (-(MAX_POW5 as i64)..0).contains(&scale) {
+                Some(divide_pow10(mantissa, scale.unsigned_abs() as usize))
+            } else {
+                // An exact integer; `u128 as f64` rounds to nearest, ties to even.
+                POW10_U128
+                    .get(scale as usize)
+                    .and_then(|&p| u128::from(mantissa).checked_mul(p))
+                    .map(|n| n as f64)
+            };
+            if let Some(x) = x {
                 return Ok(Val::F64(if negative { -x } else { x }));
             }
         }
@@ -1584,6 +1683,65 @@ mod tests {
         assert!(matches!(err, DecodeError::MalformedJson { line: 2, column: 10, .. }), "{err:?}");
         assert!(matches!(decode_with(&spec, r#"{"model":"m""#).unwrap_err(), DecodeError::MalformedJson { .. }));
         assert!(matches!(decode_with(&spec, "").unwrap_err(), DecodeError::MalformedJson { kind: "unexpected end of input", .. }));
+    }
+
+    /// The integer-only division by a power of ten against the standard
+    /// parser, bit for bit: random mantissas of every length up to 19 digits
+    /// at every scale it takes, the extremes, and exact ties (a double's
+    /// mantissa plus one half ulp, written with few enough digits), which must
+    /// round to even.
+    #[test]
+    fn division_by_powers_of_ten_is_correctly_rounded() {
+        use rand::{Rng, SeedableRng};
+        let check = |m: u64, k: usize| {
+            let digits = m.to_string();
+            let text = if digits.len() > k {
+                format!("{}.{}", &digits[..digits.len() - k], &digits[digits.len() - k..])
+            } else {
+                format!("0.{}{digits}", "0".repeat(k - digits.len()))
+            };
+            let expected: f64 = text.parse().unwrap();
+            assert_eq!(divide_pow10(m, k).to_bits(), expected.to_bits(), "{m} / 10^{k} ({text})");
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(20261201);
+        for _ in 0..300_000 {
+            let len = rng.gen_range(1..=19u32);
+            let m = rng.gen_range(10u64.pow(len - 1)..10u64.pow(len));
+            check(m, rng.gen_range(1..=MAX_POW5));
+        }
+        for k in 1..=MAX_POW5 {
+            for m in [1, 2, 5, 9, 10, (1 << 53) - 1, 1 << 53, (1 << 53) + 1, 9_999_999_999_999_999_999, u64::MAX / 10] {
+                check(m, k);
+            }
+        }
+        // (2^53 + 2j + 1) / 2 is halfway between two doubles; times 5^k it is
+        // a decimal with k fraction digits.
+        for k in 1..=3usize {
+            for j in 0..2_000u64 {
+                check(((1u64 << 53) + 2 * j + 1) * 5u64.pow(k as u32) * 2u64.pow(k as u32 - 1), k);
+            }
+        }
+        // Just above a tie, by less than the quotient's last bit, so that
+        // only the remainder tells: t = T / 2^54 with T odd, of 54 bits and
+        // ≡ 1 (mod 4) (a tie that rounds down to even), and m / 5^k =
+        // t + c / (5^k · 2^54), which must round up. T ≡ -c / 5^k (mod 2^54)
+        // makes m an integer.
+        let inverse = |a: u64| (0..6).fold(a, |x: u64, _| x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x))));
+        let mask = (1u64 << 54) - 1;
+        let mut near_ties = 0;
+        for k in 1..=MAX_POW5 {
+            let five = POW5[k];
+            for c in (1..400u64).step_by(2) {
+                let t = c.wrapping_neg().wrapping_mul(inverse(five)) & mask;
+                if t >> 53 == 0 || t & 3 != 1 {
+                    continue;
+                }
+                let m = ((u128::from(t) * u128::from(five) + u128::from(c)) >> 54) as u64;
+                check(m, k);
+                near_ties += 1;
+            }
+        }
+        assert!(near_ties > 1_000, "{near_ties}");
     }
 
     #[test]
