@@ -264,6 +264,39 @@ impl Fingerprint {
 struct Key {
     fingerprint: Fingerprint,
     text: Box<str>,
+    /// The key as it appears in compact JSON, between its opening quote and
+    /// its value: `text":` (when that is at most 16 bytes and `text` needs no
+    /// escape).
+    quoted: Option<QuotedKey>,
+}
+
+/// A key's `text":` as the first bytes of a little-endian 16-byte word.
+#[derive(Debug, Clone, Copy)]
+struct QuotedKey {
+    bytes: u128,
+    mask: u128,
+    len: usize,
+}
+
+impl QuotedKey {
+    fn of(text: &str) -> Option<QuotedKey> {
+        let len = text.len() + 2;
+        if len > 16 || text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            return None;
+        }
+        let mut word = [0u8; 16];
+        word[..text.len()].copy_from_slice(text.as_bytes());
+        word[text.len()..len].copy_from_slice(b"\":");
+        let mask = if len == 16 { u128::MAX } else { (1u128 << (8 * len)) - 1 };
+        Some(QuotedKey { bytes: u128::from_le_bytes(word), mask, len })
+    }
+
+    /// Whether `chunk` (the 16 bytes after a key's opening quote) starts with
+    /// this key, its closing quote and the colon.
+    #[inline]
+    fn starts(&self, chunk: &[u8; 16]) -> bool {
+        u128::from_le_bytes(*chunk) & self.mask == self.bytes
+    }
 }
 
 impl Key {
@@ -318,6 +351,7 @@ impl Node {
         self.keys.push(Key {
             fingerprint: Fingerprint::of(key.as_bytes()),
             text: key.into(),
+            quoted: QuotedKey::of(key),
         });
         self.entries.push(Entry {
             leaf: None,
@@ -1126,16 +1160,22 @@ impl<'a> Cx<'_, 'a, '_> {
                 return Err(self.unexpected());
             }
             self.pos += 1;
-            let (start, end, escaped) = self.string()?;
-            let entry = match node {
-                Some(node) => self.lookup(node, start, end, escaped, &mut hint),
-                None => None,
+            let entry = match node.and_then(|node| self.expected_key(node, &mut hint)) {
+                Some(entry) => Some(entry),
+                None => {
+                    let (start, end, escaped) = self.string()?;
+                    let entry = match node {
+                        Some(node) => self.lookup(node, start, end, escaped, &mut hint),
+                        None => None,
+                    };
+                    self.ws();
+                    if self.peek() != Some(b':') {
+                        return Err(self.unexpected());
+                    }
+                    self.pos += 1;
+                    entry
+                }
             };
-            self.ws();
-            if self.peek() != Some(b':') {
-                return Err(self.unexpected());
-            }
-            self.pos += 1;
             self.ws();
             match entry {
                 Some(entry) => {
@@ -1190,6 +1230,22 @@ impl<'a> Cx<'_, 'a, '_> {
                 return Ok(());
             }
         }
+    }
+
+    /// The common case in one comparison: the key that followed the previous
+    /// known key last time (`hint`) is next again, written compactly (`key":`
+    /// right after the opening quote). Then its entry, with the position
+    /// after the colon and `hint` moved to it; else `None`, nothing moved.
+    #[inline]
+    fn expected_key(&mut self, node: &Node, hint: &mut usize) -> Option<Entry> {
+        let predicted = (*self.out.hints.get(*hint)? as usize).checked_sub(1)?;
+        let quoted = node.keys.get(predicted)?.quoted?;
+        if !quoted.starts(self.bytes.get(self.pos..)?.first_chunk::<16>()?) {
+            return None;
+        }
+        self.pos += quoted.len;
+        *hint = node.hint_base + predicted + 1;
+        node.entries.get(predicted).copied()
     }
 
     /// The trie entry of the key `bytes[start..end]`: first the key that
@@ -2512,6 +2568,86 @@ mod tests {
                 out.values,
                 vec![SlotValue::Number(120.5), text("DE"), SlotValue::Number(1.0), SlotValue::Number(0.83)]
             );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Key predictions never change a result: a run of events with keys
+        /// in three orders and shifting spellings (compact, spaced around the
+        /// colon, escaped, prefixes of other keys, one of exactly the 14
+        /// bytes the one-comparison match takes, one longer, unknown ones),
+        /// some cut short, decodes with one event buffer kept across the run
+        /// (predictions warm) exactly as with a fresh buffer per event.
+        #[test]
+        fn predictions_never_change_a_result(
+            templates in prop::collection::vec(prop::collection::vec(0..8usize, 0..10), 3),
+            events in prop::collection::vec(
+                (0..3usize, prop::collection::vec((0..6u8, -1000i32..1000), 10), any::<bool>(), 0..400usize),
+                1..40,
+            ),
+        ) {
+            const KEYS: [&str; 8] = ["k1", "k10", "k", "abcdefghijklmn", "abcdefghijklmno", "zz", "k1x", "amount"];
+            let slots: Vec<Vec<String>> = KEYS[..5].iter().chain(&KEYS[7..]).map(|k| p(&["features", k])).collect();
+            let spec = DecoderSpec { model: Some(p(&["model"])), model_version: None, prediction_id: None, timestamp: None, slots, max_event_bytes: 1 << 20 };
+            let decoder = Decoder::new(&spec).unwrap();
+            let mut warm = DecodedEvent::new();
+            // Events follow one of three key orders, so that predictions are
+            // mostly right and sometimes wrong in every way.
+            for (template, spellings, cut, at) in &events {
+                let mut json = String::from(r#"{"model":"m","features":{"#);
+                for (i, (&key, &(spelling, value))) in templates[*template].iter().zip(spellings).enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    let key = KEYS[key];
+                    match spelling {
+                        0..=3 => json.push_str(&format!(r#""{key}":{value}"#)),
+                        4 => json.push_str(&format!(r#""{key}" : {value}"#)),
+                        _ => json.push_str(&format!(r#""\u{:04x}{}":{value}"#, key.as_bytes()[0], &key[1..])),
+                    }
+                }
+                json.push_str("}}");
+                if *cut {
+                    json.truncate(*at % (json.len() + 1));
+                }
+                let mut fresh = DecodedEvent::new();
+                let cold = decoder.decode(json.as_bytes(), &mut fresh).map(|()| (fresh.model.clone(), fresh.values.clone()));
+                let mut ev = std::mem::take(&mut warm).recycle();
+                let hot = decoder.decode(json.as_bytes(), &mut ev).map(|()| (ev.model.clone(), ev.values.clone()));
+                prop_assert_eq!(format!("{hot:?}"), format!("{cold:?}"), "{}", json);
+                warm = ev.recycle();
+            }
+        }
+    }
+
+    /// A predicted key that is a prefix of the actual one, or the actual one
+    /// spelled another way, is not taken for it.
+    #[test]
+    fn a_wrong_prediction_falls_back() {
+        let spec = DecoderSpec {
+            model: None,
+            model_version: None,
+            prediction_id: None,
+            timestamp: None,
+            slots: vec![p(&["k1"]), p(&["k10"])],
+            max_event_bytes: 1 << 20,
+        };
+        let decoder = Decoder::new(&spec).unwrap();
+        let mut warm = DecodedEvent::new();
+        for (json, expected) in [
+            (r#"{"k1":1,"k10":2}"#, [1.0, 2.0]),
+            (r#"{"k10":3,"k1":4}"#, [4.0, 3.0]),
+            (r#"{"k10":3,"k1":4}"#, [4.0, 3.0]),
+            (r#"{"k1" :5,"k\u0031":6}"#, [6.0, f64::NAN]),
+            (r#"{"k1":7}"#, [7.0, f64::NAN]),
+        ] {
+            let mut ev = std::mem::take(&mut warm).recycle();
+            decoder.decode(json.as_bytes(), &mut ev).unwrap();
+            let values: Vec<f64> = ev.values.iter().map(|v| if let SlotValue::Number(x) = v { *x } else { f64::NAN }).collect();
+            assert_eq!(format!("{values:?}"), format!("{:?}", &expected), "{json}");
+            warm = ev.recycle();
         }
     }
 
