@@ -1021,7 +1021,9 @@ fn pow2(e: i32) -> f64 {
 /// remainder folded into the last one ("sticky"), round to the same 53 bits
 /// as the exact quotient: the cut-off part only decides a tie, and a tie needs
 /// it to be zero. Scaling the rounded value by a power of two is exact (it
-/// stays far inside the normal range: `m / 10^k ≥ 10^-27`).
+/// stays far inside the normal range: `m / 10^k ≥ 10^-27`). The quotient
+/// comes from a multiplication by a precomputed reciprocal; the exact
+/// remainder is only needed next to a halfway point.
 #[inline]
 fn divide_pow10(m: u64, k: usize) -> f64 {
     debug_assert!(m != 0 && (1..=MAX_POW5).contains(&k));
@@ -1035,6 +1037,16 @@ fn divide_pow10(m: u64, k: usize) -> f64 {
     let low = u128::from(m) * (r as u64 as u128);
     let high = u128::from(m) * (r >> 64);
     let mut q = high + (low >> 64);
+    // Almost always the rounding is plain without the remainder: the
+    // shortfall (at most 2, at most one unit of the top 64 bits) can only
+    // matter next to a halfway point, where the 11 bits the conversion drops
+    // read 0x3FF or 0x400. Elsewhere a sticky last bit rounds the same as the
+    // exact quotient.
+    let cut = 64 - q.leading_zeros();
+    let top = (q >> cut) as u64;
+    if !matches!(top & 0x7FF, 0x3FF | 0x400) {
+        return ((top | 1) as f64) * pow2(cut as i32 - 64 - lz as i32 - k as i32);
+    }
     let mut rem = n - q * d;
     while rem >= d {
         q += 1;
