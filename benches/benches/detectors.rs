@@ -25,9 +25,17 @@ fn sketch_updates(c: &mut Criterion) {
         let mut s = LogSketch::default();
         b.iter(|| values.iter().for_each(|&x| s.update(black_box(x))));
     });
+    g.bench_function("log_sketch_block", |b| {
+        let mut s = LogSketch::default();
+        b.iter(|| s.update_finite(black_box(&values)));
+    });
     g.bench_function("moments", |b| {
         let mut m = Moments::new();
         b.iter(|| values.iter().for_each(|&x| m.update(black_box(x))));
+    });
+    g.bench_function("moments_block", |b| {
+        let mut m = Moments::new();
+        b.iter(|| m.update_finite(black_box(&values)));
     });
     let cats = categories(100_000, 50, 3);
     g.bench_function("category_counts", |b| {

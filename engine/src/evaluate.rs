@@ -34,11 +34,7 @@ impl ColumnState {
     /// Adds rows `range` of `column` (hot path: one tight loop per column).
     fn update_rows(&mut self, rows: &ModelRows, column: &RowColumn, range: Range<usize>) {
         match (self, column) {
-            (ColumnState::Numeric(w), RowColumn::Numeric(values)) => {
-                for &x in &values[range] {
-                    w.update(x);
-                }
-            }
+            (ColumnState::Numeric(w), RowColumn::Numeric(values)) => w.update_all(&values[range]),
             (ColumnState::Categorical { counts, missing }, RowColumn::Categorical(values)) => {
                 for v in &values[range] {
                     match v {

@@ -24,6 +24,21 @@ pub struct Moments {
     m2: f64,
 }
 
+/// The sum of `f` over `xs` in four interleaved partial sums (independent
+/// additions, so that they pipeline).
+#[inline]
+fn sum4(xs: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let mut chunks = xs.chunks_exact(4);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += f(x);
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 impl Default for Moments {
     fn default() -> Self {
         Self { count: 0, missing: 0, nan: 0, infinite: 0, min: 0.0, max: 0.0, mean: 0.0, m2: 0.0 }
@@ -34,6 +49,57 @@ impl Moments {
     /// Empty moments.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds a run of finite values at once: the run's own mean and squared
+    /// deviations in two passes (four independent sums each, no division per
+    /// value), merged in by Chan et al.'s formula. The same statistics as
+    /// one [`Sketch::update`] per value, up to rounding, without Welford's
+    /// serial chain of divisions (the window stage's hot loop).
+    pub fn update_finite(&mut self, xs: &[f64]) {
+        debug_assert!(xs.iter().all(|x| x.is_finite()));
+        let Some(&first) = xs.first() else { return };
+        let n = xs.len() as f64;
+        let mean = sum4(xs, |x| x) / n;
+        let m2 = sum4(xs, |x| (x - mean) * (x - mean));
+        let (mut min, mut max) = ([first; 4], [first; 4]);
+        let mut chunks = xs.chunks_exact(4);
+        for c in &mut chunks {
+            for i in 0..4 {
+                min[i] = min[i].min(c[i]);
+                max[i] = max[i].max(c[i]);
+            }
+        }
+        let fold = |v: [f64; 4], tail: &[f64], f: fn(f64, f64) -> f64| tail.iter().fold(f(f(v[0], v[1]), f(v[2], v[3])), |a, &x| f(a, x));
+        let run = Moments {
+            count: xs.len() as u64,
+            min: fold(min, chunks.remainder(), f64::min),
+            max: fold(max, chunks.remainder(), f64::max),
+            mean,
+            m2,
+            ..Moments::default()
+        };
+        self.add_stats(&run);
+    }
+
+    /// Chan et al.'s merge of `other`'s count, mean, variance and extremes.
+    fn add_stats(&mut self, other: &Self) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            (self.count, self.mean, self.m2) = (other.count, other.mean, other.m2);
+            (self.min, self.max) = (other.min, other.max);
+            return;
+        }
+        let (na, nb) = (self.count as f64, other.count as f64);
+        let n = na + nb;
+        let delta = other.mean - self.mean;
+        self.mean += delta * nb / n;
+        self.m2 += other.m2 + delta * delta * na * nb / n;
+        self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
     }
 
     /// Records a missing (absent or null) value.
@@ -140,22 +206,7 @@ impl Sketch for Moments {
         self.missing += other.missing;
         self.nan += other.nan;
         self.infinite += other.infinite;
-        if other.count == 0 {
-            return Ok(());
-        }
-        if self.count == 0 {
-            (self.count, self.mean, self.m2) = (other.count, other.mean, other.m2);
-            (self.min, self.max) = (other.min, other.max);
-            return Ok(());
-        }
-        let (na, nb) = (self.count as f64, other.count as f64);
-        let n = na + nb;
-        let delta = other.mean - self.mean;
-        self.mean += delta * nb / n;
-        self.m2 += other.m2 + delta * delta * na * nb / n;
-        self.count += other.count;
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
+        self.add_stats(other);
         Ok(())
     }
 
