@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,9 +39,12 @@ pub(crate) struct Batch {
 
 impl Batch {
     fn new(seq: u64, events: usize) -> Self {
+        Self::with_room(seq, events, events * 512)
+    }
+    fn with_room(seq: u64, events: usize, bytes: usize) -> Self {
         Self {
             seq,
-            data: Vec::with_capacity(events * 512),
+            data: Vec::with_capacity(bytes),
             numbers: Vec::with_capacity(events),
             partitions: Vec::new(),
             ends: Vec::with_capacity(events),
@@ -97,11 +101,15 @@ impl Batch {
 pub(crate) struct BatchPool {
     batches: Recycler<Batch>,
     events: usize,
+    /// The most event bytes a batch given back held: a new batch starts with
+    /// that much room (and an eighth more), so that it is not grown by
+    /// doubling, copying megabytes and touching pages it then gives up.
+    bytes_seen: Arc<AtomicUsize>,
 }
 
 impl BatchPool {
     pub(crate) fn new(capacity: usize, events: usize) -> Self {
-        Self { batches: Recycler::new(capacity), events }
+        Self { batches: Recycler::new(capacity), events, bytes_seen: Arc::new(AtomicUsize::new(0)) }
     }
     pub(crate) fn take(&self, seq: u64) -> Batch {
         match self.batches.take() {
@@ -109,11 +117,15 @@ impl BatchPool {
                 b.clear(seq);
                 b
             }
-            None => Batch::new(seq, self.events),
+            None => {
+                let seen = self.bytes_seen.load(Ordering::Relaxed);
+                Batch::with_room(seq, self.events, (self.events * 512).max(seen.saturating_add(seen / 8)))
+            }
         }
     }
     /// Keeps `batch` for reuse unless the pool is full.
     pub(crate) fn give(&self, batch: Batch) {
+        self.bytes_seen.fetch_max(batch.data.len(), Ordering::Relaxed);
         self.batches.give(batch);
     }
 }
