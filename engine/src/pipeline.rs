@@ -283,6 +283,7 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
     // One event buffer for the whole batch (its strings borrow the batch).
     let mut ev = std::mem::take(scratch).recycle();
     let oversize: HashMap<usize, usize> = batch.oversize.iter().copied().collect();
+    let mut last_model: Option<(String, usize)> = None;
     for i in 0..batch.len() {
         let bytes = batch.line(i);
         let line = batch.numbers[i];
@@ -303,8 +304,14 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
             continue;
         }
         let model = match ev.model.as_deref() {
+            // Most topics carry one model or a few in runs: the last name
+            // found saves hashing this one.
+            Some(name) if last_model.as_ref().is_some_and(|(last, _)| last == name) => last_model.as_ref().map(|&(_, m)| m),
             Some(name) => match plan.by_name.get(name) {
-                Some(&m) => Some(m),
+                Some(&m) => {
+                    last_model = Some((name.to_owned(), m));
+                    Some(m)
+                }
                 None => {
                     let mut shown: String = name.chars().take(64).collect();
                     if shown.len() < name.len() {
