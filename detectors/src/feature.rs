@@ -336,13 +336,7 @@ mod tests {
     /// bucket bound small enough to collapse, and an exact store that fills.
     #[test]
     fn block_updates_equal_value_updates() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x9E37_79B9_7F4A_7C15);
         let values: Vec<Option<f64>> = (0..5_000)
             .map(|i| match next() % 20 {
                 0 => None,
@@ -373,5 +367,11 @@ mod tests {
         let close = |x: f64, y: f64| x == y || (x - y).abs() <= 1e-9 * y.abs().max(1.0);
         assert!(close(a.mean().unwrap(), b.mean().unwrap()), "{:?} {:?}", a.mean(), b.mean());
         assert!(close(a.variance().unwrap(), b.variance().unwrap()), "{:?} {:?}", a.variance(), b.variance());
+        // Finite values whose block sum overflows keep a finite mean.
+        for run in [vec![Some(1e308); 2], vec![Some(7e305); 256]] {
+            let mut w = NumericWindow::new(BinEdges::new(vec![0.0]).unwrap(), &config).unwrap();
+            w.update_all(&run);
+            assert_eq!((w.moments.mean(), w.moments.variance()), (run[0], Some(0.0)));
+        }
     }
 }

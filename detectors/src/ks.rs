@@ -483,13 +483,7 @@ mod tests {
 
     #[test]
     fn statistic_matches_brute_force_on_random_ties() {
-        let mut state = 0x1234_5678_9abc_def0_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x1234_5678_9abc_def0);
         for _ in 0..200 {
             let n1 = (next() % 30 + 1) as usize;
             let n2 = (next() % 30 + 1) as usize;

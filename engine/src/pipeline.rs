@@ -309,7 +309,10 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
             Some(name) if last_model.as_ref().is_some_and(|(last, _)| last == name) => last_model.as_ref().map(|&(_, m)| m),
             Some(name) => match plan.by_name.get(name) {
                 Some(&m) => {
-                    last_model = Some((name.to_owned(), m));
+                    let (last, index) = last_model.get_or_insert_with(|| (String::new(), m));
+                    last.clear();
+                    last.push_str(name);
+                    *index = m;
                     Some(m)
                 }
                 None => {

@@ -346,13 +346,7 @@ mod tests {
     /// signed zeros, subnormals, infinities and NaNs of both signs included.
     #[test]
     fn sort_total_equals_total_cmp_sort() {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         let special = [0.0, -0.0, f64::MIN_POSITIVE, -f64::MIN_POSITIVE, 5e-324, -5e-324, f64::MAX, f64::MIN, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN, 1.0, -1.0];
         for round in 0..50 {
             let mut v: Vec<f64> = (0..1000).map(|i| if i % 7 == 0 { special[(next() % special.len() as u64) as usize] } else if round % 2 == 0 { f64::from_bits(next()) } else { (next() % 1000) as f64 - 500.0 }).collect();

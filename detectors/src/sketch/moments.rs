@@ -62,6 +62,13 @@ impl Moments {
         let n = xs.len() as f64;
         let mean = sum4(xs, |x| x) / n;
         let m2 = sum4(xs, |x| (x - mean) * (x - mean));
+        if !m2.is_finite() {
+            // Values near f64::MAX, whose sum or squared deviations from the
+            // block's rounded mean overflow: Welford's running update stays
+            // in range wherever it can.
+            xs.iter().for_each(|&x| self.update(x));
+            return;
+        }
         let (mut min, mut max) = ([first; 4], [first; 4]);
         let mut chunks = xs.chunks_exact(4);
         for c in &mut chunks {
