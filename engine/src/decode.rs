@@ -1797,8 +1797,7 @@ mod tests {
         let inverse = |a: u64| (0..6).fold(a, |x: u64, _| x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x))));
         let mask = (1u64 << 54) - 1;
         let mut near_ties = 0;
-        for k in 1..=MAX_POW5 {
-            let five = POW5[k];
+        for (k, &five) in POW5.iter().enumerate().skip(1) {
             for c in (1..400u64).step_by(2) {
                 let t = c.wrapping_neg().wrapping_mul(inverse(five)) & mask;
                 if t >> 53 == 0 || t & 3 != 1 {

@@ -382,7 +382,7 @@ impl ModelState {
             match self.plan.window {
                 WindowSpec::Count { slide, .. } => {
                     self.windowed += 1;
-                    if self.windowed % slide == 0 {
+                    if self.windowed.is_multiple_of(slide) {
                         self.flush_run(rows, run_start..i, run_pane)?;
                         run_start = i;
                         self.complete_through(pane_id, out)?;

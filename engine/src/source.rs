@@ -1188,7 +1188,7 @@ mod tests {
                 serde_json::json!(format!("s{seen}")),
                 "row {seen}"
             );
-            if seen % 10 == 0 {
+            if seen.is_multiple_of(10) {
                 assert!(value.get("v").is_none(), "null omitted: {value}");
             } else {
                 assert_eq!(

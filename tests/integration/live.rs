@@ -75,16 +75,19 @@ fn produce_generated(topic: &str, events: u64, drift_start: u64, extra: &[&str])
     assert!(out.status.success(), "generate failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Every request a [`Receiver`] got: its headers and body.
+type Requests = Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>;
+
 /// A real HTTP receiver: records every request's headers and body, answers 200.
 struct Receiver {
     addr: SocketAddr,
-    requests: Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>,
+    requests: Requests,
     _task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
     fn start(rt: &tokio::runtime::Runtime) -> Self {
-        let requests: Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>> = Arc::default();
+        let requests: Requests = Arc::default();
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let store = Arc::clone(&requests);

@@ -125,7 +125,7 @@ impl Store {
         if lo < self.offset {
             // The bottom moved down and nothing collapses: shift in place.
             let below = (self.offset - lo) as usize;
-            self.counts.splice(0..0, std::iter::repeat(0).take(below));
+            self.counts.splice(0..0, std::iter::repeat_n(0, below));
             self.counts.resize(len, 0);
             self.offset = lo;
             return;
