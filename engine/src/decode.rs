@@ -1037,25 +1037,25 @@ fn divide_pow10(m: u64, k: usize) -> f64 {
     let low = u128::from(m) * (r as u64 as u128);
     let high = u128::from(m) * (r >> 64);
     let mut q = high + (low >> 64);
-    // Almost always the rounding is plain without the remainder: the
-    // shortfall (at most 2, at most one unit of the top 64 bits) can only
-    // matter next to a halfway point, where the 11 bits the conversion drops
-    // read 0x3FF or 0x400. Elsewhere a sticky last bit rounds the same as the
-    // exact quotient.
-    let cut = 64 - q.leading_zeros();
-    let top = (q >> cut) as u64;
-    if !matches!(top & 0x7FF, 0x3FF | 0x400) {
-        return ((top | 1) as f64) * pow2(cut as i32 - 64 - lz as i32 - k as i32);
-    }
-    let mut rem = n - q * d;
-    while rem >= d {
-        q += 1;
-        rem -= d;
-    }
     // q ≥ 2^64 (n ≥ 2^127, 5^k < 2^63) and q < 2^126: 1..=62 bits below the top 64.
-    let cut = 64 - q.leading_zeros();
-    let sticky = q & ((1u128 << cut) - 1) != 0 || rem != 0;
-    let top = (q >> cut) as u64 | u64::from(sticky);
+    let mut cut = 64 - q.leading_zeros();
+    let mut top = (q >> cut) as u64;
+    // Almost always the rounding is plain without the remainder (a sticky
+    // last bit rounds as the exact quotient does): the shortfall (at most 2,
+    // at most one unit of the top 64 bits) can only matter next to a halfway
+    // point, where the 11 bits the conversion drops read 0x3FF or 0x400.
+    if matches!(top & 0x7FF, 0x3FF | 0x400) {
+        let mut rem = n - q * d;
+        while rem >= d {
+            q += 1;
+            rem -= d;
+        }
+        cut = 64 - q.leading_zeros();
+        let sticky = q & ((1u128 << cut) - 1) != 0 || rem != 0;
+        top = (q >> cut) as u64 | u64::from(sticky);
+    } else {
+        top |= 1;
+    }
     // `u64 as f64` rounds to nearest, ties to even.
     (top as f64) * pow2(cut as i32 - 64 - lz as i32 - k as i32)
 }
@@ -1476,8 +1476,9 @@ impl<'a> Cx<'_, 'a, '_> {
                 Some(divide_pow10(mantissa, scale.unsigned_abs() as usize))
             } else {
                 // An exact integer; `u128 as f64` rounds to nearest, ties to even.
-                POW10_U128
-                    .get(scale as usize)
+                usize::try_from(scale)
+                    .ok()
+                    .and_then(|s| POW10_U128.get(s))
                     .and_then(|&p| u128::from(mantissa).checked_mul(p))
                     .map(|n| n as f64)
             };
