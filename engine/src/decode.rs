@@ -268,9 +268,13 @@ struct Key {
     /// its value: `text":` (when that is at most 16 bytes and `text` needs no
     /// escape).
     quoted: Option<QuotedKey>,
+    /// The same with the comma and opening quote before it, `,"text":`: the
+    /// bytes right after the previous member's value in compact JSON.
+    after_comma: Option<QuotedKey>,
 }
 
-/// A key's `text":` as the first bytes of a little-endian 16-byte word.
+/// Bytes that start a compactly written key (`text":`, or `,"text":`) as the
+/// first bytes of a little-endian 16-byte word.
 #[derive(Debug, Clone, Copy)]
 struct QuotedKey {
     bytes: u128,
@@ -279,24 +283,35 @@ struct QuotedKey {
 }
 
 impl QuotedKey {
-    fn of(text: &str) -> Option<QuotedKey> {
-        let len = text.len() + 2;
+    /// `prefix`, `text`, `":`, when that fits 16 bytes and `text` is written
+    /// without escapes.
+    fn of(prefix: &[u8], text: &str) -> Option<QuotedKey> {
+        let len = prefix.len() + text.len() + 2;
         if len > 16 || text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
             return None;
         }
         let mut word = [0u8; 16];
-        word[..text.len()].copy_from_slice(text.as_bytes());
-        word[text.len()..len].copy_from_slice(b"\":");
+        let mut written = prefix.to_vec();
+        written.extend_from_slice(text.as_bytes());
+        written.extend_from_slice(b"\":");
+        word[..len].copy_from_slice(&written);
         let mask = if len == 16 { u128::MAX } else { (1u128 << (8 * len)) - 1 };
         Some(QuotedKey { bytes: u128::from_le_bytes(word), mask, len })
     }
 
-    /// Whether `chunk` (the 16 bytes after a key's opening quote) starts with
-    /// this key, its closing quote and the colon.
+    /// Whether `chunk` (the next 16 bytes of input) starts with these bytes.
     #[inline]
     fn starts(&self, chunk: &[u8; 16]) -> bool {
         u128::from_le_bytes(*chunk) & self.mask == self.bytes
     }
+}
+
+/// Where a predicted key is matched: right after its opening quote, or
+/// right after the previous member's value (comma and quote included).
+#[derive(Debug, Clone, Copy)]
+enum Follows {
+    Quote,
+    Value,
 }
 
 impl Key {
@@ -351,7 +366,8 @@ impl Node {
         self.keys.push(Key {
             fingerprint: Fingerprint::of(key.as_bytes()),
             text: key.into(),
-            quoted: QuotedKey::of(key),
+            quoted: QuotedKey::of(b"", key),
+            after_comma: QuotedKey::of(b",\"", key),
         });
         self.entries.push(Entry {
             leaf: None,
@@ -915,6 +931,16 @@ enum Val<'a> {
 }
 
 impl Val<'_> {
+    /// A number as a slot stores it (`None` for anything else).
+    fn as_number(&self) -> Option<f64> {
+        match *self {
+            Val::I64(n) => Some(n as f64),
+            Val::U64(n) => Some(n as f64),
+            Val::F64(x) => Some(x),
+            _ => None,
+        }
+    }
+
     fn json_type(&self) -> JsonType {
         match self {
             Val::Null => JsonType::Null,
@@ -1167,29 +1193,19 @@ impl<'a> Cx<'_, 'a, '_> {
         }
         // The hint slot of the last known key (the object's start at first).
         let mut hint = node.map_or(0, |n| n.hint_base);
+        let mut entry = self.key(node, &mut hint)?;
         loop {
-            if self.peek() != Some(b'"') {
-                return Err(self.unexpected());
-            }
-            self.pos += 1;
-            let entry = match node.and_then(|node| self.expected_key(node, &mut hint)) {
-                Some(entry) => Some(entry),
-                None => {
-                    let (start, end, escaped) = self.string()?;
-                    let entry = match node {
-                        Some(node) => self.lookup(node, start, end, escaped, &mut hint),
-                        None => None,
-                    };
-                    self.ws();
-                    if self.peek() != Some(b':') {
-                        return Err(self.unexpected());
-                    }
-                    self.pos += 1;
-                    entry
-                }
-            };
             self.ws();
             match entry {
+                // Most members: a number for a slot, stored without going
+                // through `Val` and `fill`.
+                Some(Entry { leaf: Some(Target::Slot(slot)), .. }) if matches!(self.peek(), Some(b'-' | b'0'..=b'9')) => {
+                    let x = self.slot_number()?;
+                    // Slot ids come from the spec the values were sized for.
+                    if let Some(v) = self.out.values.get_mut(slot as usize) {
+                        *v = SlotValue::Number(x);
+                    }
+                }
                 Some(entry) => {
                     let val = self.value(entry.child, entry.leaf.is_some(), depth)?;
                     if let Some(target) = entry.leaf {
@@ -1200,10 +1216,42 @@ impl<'a> Cx<'_, 'a, '_> {
                     self.value(None, false, depth)?;
                 }
             }
+            // Compact JSON in the usual key order: the comma and the next key
+            // in one comparison.
+            if let Some(next) = node.and_then(|node| self.expected_key(node, &mut hint, Follows::Value)) {
+                entry = Some(next);
+                continue;
+            }
             if self.next_member(b'}')? {
                 return Ok(());
             }
+            entry = self.key(node, &mut hint)?;
         }
+    }
+
+    /// The key of an object member at the current position (after `{` or a
+    /// comma and any whitespace), through its colon: its trie entry, if
+    /// `node` has one for it.
+    #[inline]
+    fn key(&mut self, node: Option<&Node>, hint: &mut usize) -> Result<Option<Entry>, Stop> {
+        if self.peek() != Some(b'"') {
+            return Err(self.unexpected());
+        }
+        self.pos += 1;
+        if let Some(entry) = node.and_then(|node| self.expected_key(node, hint, Follows::Quote)) {
+            return Ok(Some(entry));
+        }
+        let (start, end, escaped) = self.string()?;
+        let entry = match node {
+            Some(node) => self.lookup(node, start, end, escaped, hint),
+            None => None,
+        };
+        self.ws();
+        if self.peek() != Some(b':') {
+            return Err(self.unexpected());
+        }
+        self.pos += 1;
+        Ok(entry)
     }
 
     /// After a member of an array or object: `true` at its closing bracket
@@ -1245,17 +1293,22 @@ impl<'a> Cx<'_, 'a, '_> {
     }
 
     /// The common case in one comparison: the key that followed the previous
-    /// known key last time (`hint`) is next again, written compactly (`key":`
-    /// right after the opening quote). Then its entry, with the position
-    /// after the colon and `hint` moved to it; else `None`, nothing moved.
+    /// known key last time (`hint`) is next again, written compactly: `key":`
+    /// right after the opening quote, or `,"key":` right after the previous
+    /// value (`follows`). Then its entry, with the position after the colon
+    /// and `hint` moved to it; else `None`, nothing moved.
     #[inline]
-    fn expected_key(&mut self, node: &Node, hint: &mut usize) -> Option<Entry> {
+    fn expected_key(&mut self, node: &Node, hint: &mut usize, follows: Follows) -> Option<Entry> {
         let predicted = (*self.out.hints.get(*hint)? as usize).checked_sub(1)?;
-        let quoted = node.keys.get(predicted)?.quoted?;
-        if !quoted.starts(self.bytes.get(self.pos..)?.first_chunk::<16>()?) {
+        let key = node.keys.get(predicted)?;
+        let written = match follows {
+            Follows::Quote => key.quoted,
+            Follows::Value => key.after_comma,
+        }?;
+        if !written.starts(self.bytes.get(self.pos..)?.first_chunk::<16>()?) {
             return None;
         }
-        self.pos += quoted.len;
+        self.pos += written.len;
         *hint = node.hint_base + predicted + 1;
         node.entries.get(predicted).copied()
     }
@@ -1503,6 +1556,49 @@ impl<'a> Cx<'_, 'a, '_> {
         Ok(Val::F64(x))
     }
 
+    /// The number at the current position, for a slot (which reads every
+    /// number as `f64`). The usual shape — no exponent, at most 19 digits —
+    /// is converted here, without branching on the sign: Clinger's fast path
+    /// up to 2^53 in the mantissa, else [`divide_pow10`]. Any other number
+    /// (and any malformed one) goes through [`Cx::number`] from its start,
+    /// which gives the same value: both round correctly, and a slot converts
+    /// integers with the same single rounding.
+    #[inline(always)]
+    fn slot_number(&mut self) -> Result<f64, Stop> {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        self.pos += usize::from(negative);
+        let leading_zero = self.peek() == Some(b'0');
+        let mut mantissa = 0u64;
+        let integer_digits = self.digits(&mut mantissa);
+        let mut fraction = 0;
+        let dot = self.peek() == Some(b'.');
+        if dot {
+            self.pos += 1;
+            fraction = self.digits(&mut mantissa);
+        }
+        let plain = integer_digits != 0
+            && !(leading_zero && integer_digits > 1)
+            && (fraction != 0 || !dot)
+            && !matches!(self.peek(), Some(b'e' | b'E'))
+            && integer_digits + fraction <= 19;
+        if !plain {
+            self.pos = start;
+            let invalid = Stop::Syntax { at: start, kind: INVALID_VALUE };
+            return self.number(true)?.as_number().ok_or(invalid);
+        }
+        // At most 19 digits: `fraction` is at most 19, inside both tables.
+        let x = if fraction == 0 {
+            mantissa as f64
+        } else if mantissa <= 1 << 53 {
+            mantissa as f64 / POW10[fraction]
+        } else {
+            divide_pow10(mantissa, fraction)
+        };
+        // `x` is not negative: the sign is one bit.
+        Ok(f64::from_bits(x.to_bits() | (u64::from(negative) << 63)))
+    }
+
     /// Steps over a run of ASCII digits, appending them to `mantissa`
     /// (wrapping: callers use it only up to 19 digits); returns how many there
     /// were. Eight bytes at a time: numbers are most of an event's bytes.
@@ -1728,6 +1824,64 @@ mod tests {
             decoder.decode(json.as_bytes(), &mut ev).unwrap();
             assert_eq!(ev.values[0], SlotValue::Number(expected), "{text}");
             scratch = ev.recycle();
+        }
+    }
+
+    /// A slot's number is read by its own fast path for the usual shape and
+    /// by the general one otherwise: both give the standard library's value,
+    /// bit for bit (the sign of zero too), and refuse what JSON refuses, at
+    /// the 19-digit boundary, with leading zeros, signs and exponents.
+    #[test]
+    fn slot_numbers_match_the_standard_parser() {
+        use rand::{Rng, SeedableRng};
+        let spec = default_spec();
+        let check = |text: &str| {
+            let json = format!(r#"{{"model":"m","features":{{"amount":{text}}}}}"#);
+            let is_json_number = matches!(serde_json::from_str::<serde_json::Value>(text), Ok(serde_json::Value::Number(_)));
+            match decode_with(&spec, &json) {
+                Ok(ev) => {
+                    assert!(is_json_number, "{text} is not a JSON number");
+                    let expected: f64 = text.parse().unwrap();
+                    match ev.values[0] {
+                        SlotValue::Number(x) => assert_eq!(x.to_bits(), expected.to_bits(), "{text}"),
+                        ref other => panic!("{text}: {other:?}"),
+                    }
+                }
+                Err(e) => {
+                    assert!(!is_json_number, "{text}: {e}");
+                    assert_eq!(e.reason(), DecodeReason::MalformedJson, "{text}");
+                }
+            }
+        };
+        let fixed = [
+            "0", "-0", "0.0", "-0.0", "7", "-7", "01", "-01", "00.5", "1.", "-", "-.5", ".5", "+1", "1.5e3", "1E-2",
+            "-1.5e+3", "1.5e", "1234567890123456789", "-1234567890123456789", "12345678901234567890",
+            "-9223372036854775808", "9223372036854775807", "18446744073709551615", "18446744073709551616",
+            "0.1234567890123456789", "0.123456789012345678", "123456789.0123456789", "9007199254740993.0",
+            "-9007199254740993.5", "1.7976931348623157", "-0.000000000000000001", "0.0000000000000000001",
+            "9999999999999999999", "-999999999.9999999999", "1.-5", "1..5", "--1", "-0.5.5",
+        ];
+        for text in fixed {
+            check(text);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(20261201);
+        for _ in 0..30_000 {
+            let digit = |rng: &mut rand::rngs::StdRng| char::from(b'0' + rng.gen_range(0..10u8));
+            let mut text = String::new();
+            if rng.gen_bool(0.5) {
+                text.push('-');
+            }
+            if rng.gen_bool(0.2) {
+                text.push('0');
+            } else {
+                text.push(char::from(b'1' + rng.gen_range(0..9u8)));
+                (0..rng.gen_range(0..12)).for_each(|_| text.push(digit(&mut rng)));
+            }
+            if rng.gen_bool(0.9) {
+                text.push('.');
+                (0..rng.gen_range(1..19)).for_each(|_| text.push(digit(&mut rng)));
+            }
+            check(&text);
         }
     }
 
