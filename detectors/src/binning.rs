@@ -110,18 +110,20 @@ impl BinEdges {
     pub fn bin_index(&self, x: f64) -> usize {
         let edges = self.edges.as_slice();
         let n = edges.len();
+        if n <= Self::BRANCH_FREE_EDGES {
+            // Few edges (the default 10 bins has 9): count them all without a
+            // branch, the outer bins included (a test for them mispredicts on
+            // about a fifth of the values with quantile edges); the
+            // data-dependent exit of the scan below would mispredict on most
+            // values, and this is the per-value hot path.
+            return edges.iter().map(|&e| usize::from(e < x)).sum();
+        }
         // `x <= lo` (NaN too: callers filter non-finite values first).
-        if n == 0 || x.partial_cmp(&self.lo) != Some(std::cmp::Ordering::Greater) {
+        if x.partial_cmp(&self.lo) != Some(std::cmp::Ordering::Greater) {
             return 0;
         }
         if x > self.hi {
             return n;
-        }
-        if n <= Self::BRANCH_FREE_EDGES {
-            // Few edges (the default 10 bins has 9): count them all without a
-            // branch; the data-dependent exit of the scan below mispredicts
-            // on most values, and this is the per-value hot path.
-            return edges.iter().map(|&e| usize::from(e < x)).sum();
         }
         let cell = (((x - self.lo) * self.scale) as usize).min(self.guide.len() - 1);
         let mut i = self.guide[cell] as usize;
