@@ -6,11 +6,13 @@
 //! buffer is recycled from event to event):
 //!
 //! ```text
-//! bytes ──(size check)──▶ UTF-8 check (std, one pass)
-//!       ──▶ one scan over the bytes: every value's grammar is checked, and
-//!           at every object level each key is looked up in the trie
-//!           compiled from the DecoderSpec; only values a path leads to are
-//!           converted (numbers parsed, strings unescaped)
+//! bytes ──(size check)──▶ one scan over the bytes: every value's grammar is
+//!           checked, and at every object level each key is looked up in the
+//!           trie compiled from the DecoderSpec; only values a path leads to
+//!           are converted (numbers parsed, strings unescaped)
+//!       ──▶ UTF-8 check (std, one pass), only when a string held a byte
+//!           above 0x7F or the scan failed (JSON allows such bytes nowhere
+//!           else, so an event the scan took without one is ASCII)
 //!       ──▶ DecodedEvent { model, model_version, prediction_id, timestamp_ms,
 //!                          values[slot] }
 //! ```
@@ -478,17 +480,22 @@ impl Decoder {
                 max: self.max_event_bytes,
             });
         }
-        // Invalid UTF-8 is reported first, wherever it is (also in a skipped
-        // value); after this check every byte range between two ASCII bytes
-        // is a `str` of its own.
-        let text = std::str::from_utf8(bytes).map_err(|source| DecodeError::InvalidUtf8 {
-            valid_up_to: source.valid_up_to(),
-            source,
-        })?;
         out.hints.resize(self.hint_count, 0);
-        let mut cx = Cx { trie: &self.nodes, text, bytes, pos: 0, out, invalid: None };
-        let result = match cx.root() {
-            Ok(None) => cx.invalid.take().map_or(Ok(()), Err),
+        let mut cx = Cx { trie: &self.nodes, bytes, pos: 0, out, invalid: None, non_ascii: false };
+        let scanned = cx.root();
+        let (invalid, non_ascii) = (cx.invalid.take(), cx.non_ascii);
+        // Invalid UTF-8 is reported first, wherever it is (also in a skipped
+        // value). The scan lets only strings hold bytes above 0x7F (anywhere
+        // else they are a syntax error), so an event it accepted without
+        // meeting one is ASCII; the whole event is validated only otherwise.
+        if non_ascii || scanned.is_err() {
+            if let Err(source) = std::str::from_utf8(bytes) {
+                out.reset(self.slot_count);
+                return Err(DecodeError::InvalidUtf8 { valid_up_to: source.valid_up_to(), source });
+            }
+        }
+        let result = match scanned {
+            Ok(None) => invalid.map_or(Ok(()), Err),
             Ok(Some(found)) => Err(DecodeError::NotAnObject { found }),
             Err(Stop::TooDeep) => Err(DecodeError::TooDeep { limit: MAX_DEPTH }),
             Err(Stop::Syntax { at, kind }) => Err(leading_array(bytes).unwrap_or_else(|| syntax_error(bytes, at, kind))),
@@ -900,11 +907,10 @@ const SYNTAX: &str = "syntax error";
 const INVALID_VALUE: &str = "invalid value";
 const END: &str = "unexpected end of input";
 
-/// State of one scan: the event (already checked to be UTF-8), the position
-/// and the event being filled.
+/// State of one scan: the event's bytes, the position and the event being
+/// filled.
 struct Cx<'n, 'a, 'o> {
     trie: &'n [Node],
-    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
     out: &'o mut DecodedEvent<'a>,
@@ -913,6 +919,9 @@ struct Cx<'n, 'a, 'o> {
     /// later in the event takes precedence, as a parse-then-read decoder
     /// would report it.
     invalid: Option<DecodeError>,
+    /// Whether a string held a byte above 0x7F (then the whole event's UTF-8
+    /// is checked once the scan is done).
+    non_ascii: bool,
 }
 
 /// One JSON value as the scan hands it over.
@@ -1318,15 +1327,17 @@ impl<'a> Cx<'_, 'a, '_> {
     /// Moves `hint` to this key's slot when the key is known.
     #[inline]
     fn lookup(&mut self, node: &Node, start: usize, end: usize, escaped: bool, hint: &mut usize) -> Option<Entry> {
-        let raw = self.text.get(start..end)?;
+        let raw = self.bytes.get(start..end)?;
         let index = if escaped {
+            // Not UTF-8: the event is refused for it after the scan.
+            let raw = std::str::from_utf8(raw).ok()?;
             let mut key = self.out.spare_string();
             unescape(raw, &mut key);
             let index = node.find(key.as_bytes());
             self.out.spare.push(key);
             index?
         } else {
-            let bytes = raw.as_bytes();
+            let bytes = raw;
             let fingerprint = Fingerprint::of(bytes);
             let predicted = self.out.hints.get(*hint).map_or(0, |&h| h as usize);
             match predicted.checked_sub(1).filter(|&k| node.keys.get(k).is_some_and(|key| key.is(fingerprint, bytes))) {
@@ -1356,8 +1367,11 @@ impl<'a> Cx<'_, 'a, '_> {
         loop {
             // Eight bytes at a time to the first quote, backslash or control
             // character (most keys and values end in the first eight).
+            // Until one is seen, bytes above 0x7F stop the run too.
+            let high = if self.non_ascii { 0 } else { HIGHS };
             while let Some(chunk) = self.bytes.get(self.pos..).and_then(<[u8]>::first_chunk::<8>) {
-                let stops = string_stops(u64::from_le_bytes(*chunk));
+                let w = u64::from_le_bytes(*chunk);
+                let stops = string_stops(w) | (w & high);
                 if stops != 0 {
                     self.pos += (stops.trailing_zeros() / 8) as usize;
                     break;
@@ -1375,6 +1389,10 @@ impl<'a> Cx<'_, 'a, '_> {
                     self.escape()?;
                 }
                 Some(0..=0x1f) => return Err(Stop::Syntax { at: self.pos, kind: INVALID_VALUE }),
+                Some(0x80..) => {
+                    self.non_ascii = true;
+                    self.pos += 1;
+                }
                 // Fewer than eight bytes left.
                 Some(_) => self.pos += 1,
                 None => return Err(self.unexpected()),
@@ -1421,8 +1439,10 @@ impl<'a> Cx<'_, 'a, '_> {
     /// a recycled buffer.
     #[inline]
     fn text_value(&mut self, start: usize, end: usize, escaped: bool) -> Val<'a> {
-        let text = self.text;
-        let raw = text.get(start..end).unwrap_or_default();
+        // Not UTF-8 (only possible with a byte above 0x7F): the event is
+        // refused for it after the scan, so the value is never used.
+        let bytes = self.bytes;
+        let raw = bytes.get(start..end).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
         if !escaped {
             return Val::Borrowed(raw);
         }
@@ -1539,7 +1559,8 @@ impl<'a> Cx<'_, 'a, '_> {
                 return Ok(Val::F64(if negative { -x } else { x }));
             }
         }
-        let text = self.text.get(start..self.pos).ok_or(invalid)?;
+        // The number's bytes passed its grammar: ASCII.
+        let text = self.bytes.get(start..self.pos).and_then(|b| std::str::from_utf8(b).ok()).ok_or(invalid)?;
         if integer {
             // 20 digits may still fit 64 bits.
             if let Ok(n) = text.parse::<i64>() {
@@ -1883,6 +1904,40 @@ mod tests {
             }
             check(&text);
         }
+    }
+
+    /// The whole event's UTF-8 is checked only when a string held a byte
+    /// above 0x7F or the scan failed, and invalid UTF-8 is still reported
+    /// before anything else, wherever it is: in a key, after a syntax error,
+    /// after a wrong type, after valid non-ASCII text, after the object.
+    #[test]
+    fn utf8_is_checked_first_wherever_it_is() {
+        let spec = default_spec();
+        let decoder = Decoder::new(&spec).unwrap();
+        let utf8_error = |bytes: &[u8]| {
+            let mut out = DecodedEvent::new();
+            match decoder.decode(bytes, &mut out) {
+                Err(DecodeError::InvalidUtf8 { valid_up_to, .. }) => Some(valid_up_to),
+                _ => None,
+            }
+        };
+        // Long enough that the string scan reads these bytes eight at a time.
+        assert_eq!(utf8_error(b"{\"\xff\":1,\"padding\":\"0123456789abcdef\"}"), Some(2));
+        assert_eq!(utf8_error(b"{\"key\":\"0123\xff456789abcdef\"}"), Some(12));
+        assert_eq!(utf8_error(b"{\"a\":1,,\"b\":\"\xff\"}"), Some(13));
+        assert_eq!(utf8_error(b"{\"model\":1,\"x\":\"\xc3\"}"), Some(16));
+        assert_eq!(utf8_error(b"{\"x\":\"K\xc3\xb6ln\",\"y\":\"\xe2\x82\"}"), Some(18));
+        assert_eq!(utf8_error(b"{\"a\":1}\xff"), Some(7));
+        assert_eq!(utf8_error(b"\"\xff\""), Some(1));
+        // Valid non-ASCII text: read, and borrowed when it has no escape.
+        let json = r#"{"model":"frâud","features":{"country":"Köln","amount":1.5}}"#;
+        let ev = decode_with(&spec, json).unwrap();
+        assert!(matches!(&ev.model, Some(Cow::Borrowed(m)) if *m == "frâud"), "{:?}", ev.model);
+        assert_eq!(ev.values[1], text("Köln"));
+        assert_eq!(ev.values[0], SlotValue::Number(1.5));
+        // Non-ASCII outside a string is a syntax error, as before.
+        assert_eq!(reason(&spec, r#"{"a":1}é"#), DecodeReason::MalformedJson);
+        assert!(matches!(decode_with(&spec, r#"{"a":é}"#), Err(DecodeError::MalformedJson { .. })));
     }
 
     /// Strings without escapes are borrowed from the event itself, escaped
