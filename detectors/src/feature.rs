@@ -94,12 +94,25 @@ impl NumericWindow {
     /// blocks, then each sketch takes a whole block in its own loop, and the
     /// moments take it in one step ([`Moments::update_finite`]). Hot path.
     pub fn update_all(&mut self, values: &[Option<f64>]) {
+        self.update_all_with(values, |&v| v);
+    }
+
+    /// [`NumericWindow::update_all`] for a column of numbers in which NaN
+    /// marks a missing value (half the bytes of `Option<f64>`: the form a
+    /// column of finite numbers with gaps, such as decoded JSON numbers,
+    /// takes). Hot path.
+    pub fn update_all_nan_missing(&mut self, values: &[f64]) {
+        self.update_all_with(values, |&x| (!x.is_nan()).then_some(x));
+    }
+
+    #[inline]
+    fn update_all_with<T>(&mut self, values: &[T], value: impl Fn(&T) -> Option<f64>) {
         const BLOCK: usize = 256;
         let mut block = [0.0f64; BLOCK];
         for chunk in values.chunks(BLOCK) {
             let mut n = 0;
-            for &value in chunk {
-                match value {
+            for v in chunk {
+                match value(v) {
                     Some(x) if x.is_finite() => {
                         block[n] = x;
                         n += 1;
@@ -354,10 +367,24 @@ mod tests {
         for &v in &values {
             one_by_one.update(v);
         }
-        let mut blocks = NumericWindow::new(edges, &config).unwrap();
+        let mut blocks = NumericWindow::new(edges.clone(), &config).unwrap();
         for run in values.chunks(777) {
             blocks.update_all(run);
         }
+        // NaN for missing: the same as `None`, with no NaN values.
+        let mut nan_missing = NumericWindow::new(edges, &config).unwrap();
+        let mut as_option = NumericWindow::new(BinEdges::new(vec![-500.0, -10.0, 0.0, 0.5, 10.0, 500.0]).unwrap(), &config).unwrap();
+        let without_nan: Vec<Option<f64>> = values.iter().map(|v| v.filter(|x| !x.is_nan())).collect();
+        let coded: Vec<f64> = without_nan.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+        for (run, coded_run) in without_nan.chunks(777).zip(coded.chunks(777)) {
+            as_option.update_all(run);
+            nan_missing.update_all_nan_missing(coded_run);
+        }
+        assert_eq!(nan_missing.histogram, as_option.histogram);
+        assert_eq!(nan_missing.exact, as_option.exact);
+        assert_eq!(nan_missing.sketch, as_option.sketch);
+        assert_eq!(nan_missing.moments, as_option.moments);
+        assert_eq!(as_option.moments.missing(), one_by_one.moments.missing() + one_by_one.moments.nan());
         assert_eq!(blocks.histogram, one_by_one.histogram);
         assert_eq!(blocks.exact, one_by_one.exact);
         assert_eq!(blocks.sketch, one_by_one.sketch);

@@ -14,8 +14,11 @@ const NO_VERSION: u32 = u32::MAX;
 /// One column of a batch's rows.
 #[derive(Debug, Clone)]
 pub enum RowColumn {
-    /// Numeric values; `None` is missing (absent, `null` or a wrong type).
-    Numeric(Vec<Option<f64>>),
+    /// Numeric values; NaN marks a missing one (absent, `null` or a wrong
+    /// type): decoded JSON numbers are always finite, and 8 bytes a value
+    /// instead of the 16 of `Option<f64>` halve the memory a batch crosses
+    /// between threads in.
+    Numeric(Vec<f64>),
     /// Categories as byte ranges of the rows' text arena ([`ModelRows::category`]); `None` is missing.
     Categorical(Vec<Option<(usize, usize)>>),
 }
@@ -95,11 +98,12 @@ impl ModelRows {
         self.version.push(v);
     }
 
-    /// Pushes column `c`'s number for the current row.
+    /// Pushes column `c`'s number for the current row (`None` or NaN:
+    /// missing).
     #[inline]
     pub fn push_number(&mut self, c: usize, x: Option<f64>) {
         if let RowColumn::Numeric(v) = &mut self.columns[c] {
-            v.push(x);
+            v.push(x.unwrap_or(f64::NAN));
         }
     }
 
@@ -119,7 +123,7 @@ impl ModelRows {
     #[inline]
     pub fn push_missing(&mut self, c: usize) {
         match &mut self.columns[c] {
-            RowColumn::Numeric(v) => v.push(None),
+            RowColumn::Numeric(v) => v.push(f64::NAN),
             RowColumn::Categorical(v) => v.push(None),
         }
     }

@@ -34,7 +34,7 @@ impl ColumnState {
     /// Adds rows `range` of `column` (hot path: one tight loop per column).
     fn update_rows(&mut self, rows: &ModelRows, column: &RowColumn, range: Range<usize>) {
         match (self, column) {
-            (ColumnState::Numeric(w), RowColumn::Numeric(values)) => w.update_all(&values[range]),
+            (ColumnState::Numeric(w), RowColumn::Numeric(values)) => w.update_all_nan_missing(&values[range]),
             (ColumnState::Categorical { counts, missing }, RowColumn::Categorical(values)) => {
                 for v in &values[range] {
                     match v {
@@ -456,7 +456,7 @@ impl ModelState {
         }
         for (data, column) in self.baseline.iter_mut().zip(rows.columns()) {
             match (data, column) {
-                (ColumnData::Numeric(xs), RowColumn::Numeric(v)) => xs.push(v[i]),
+                (ColumnData::Numeric(xs), RowColumn::Numeric(v)) => xs.push(Some(v[i]).filter(|x| !x.is_nan())),
                 (ColumnData::Categorical(xs), RowColumn::Categorical(v)) => xs.push(v[i].map(|s| rows.category(s).to_owned())),
                 _ => debug_assert!(false, "column kinds differ"),
             }
