@@ -20,7 +20,11 @@ pub const OTHER_CATEGORY: &str = "__other__";
 #[serde(try_from = "CategoryCountsState", into = "CategoryCountsState")]
 pub struct CategoryCounts {
     max_categories: usize,
-    index: HashMap<Box<str>, u32>,
+    /// Name → slot. foldhash instead of SipHash: a lookup per categorical
+    /// value is on the hot path, its per-process random seed keeps keys from
+    /// being chosen to collide, and the map never holds more than
+    /// `max_categories` names.
+    index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     names: Vec<Box<str>>,
     counts: Vec<u64>,
     other: u64,
@@ -39,7 +43,7 @@ struct CategoryCountsState {
 impl CategoryCounts {
     /// Empty counts with a cap of `max_categories` distinct names.
     pub fn new(max_categories: usize) -> Self {
-        Self { max_categories, index: HashMap::new(), names: Vec::new(), counts: Vec::new(), other: 0, total: 0 }
+        Self { max_categories, index: HashMap::default(), names: Vec::new(), counts: Vec::new(), other: 0, total: 0 }
     }
 
     /// Empty counts that track `names` first (up to the cap).
