@@ -200,12 +200,50 @@ pub fn ks_pvalue_asymptotic(n1: u64, n2: u64, d: f64) -> f64 {
     if en < 1.0 {
         return f64::NAN;
     }
-    let p = kstwo_sf(d, en as u64);
+    let p = memoized_kstwo_sf(d, en as u64);
     if p.is_nan() {
         p
     } else {
         p.clamp(0.0, 1.0)
     }
+}
+
+/// Entries of the per-thread memo of [`memoized_kstwo_sf`] (a power of two).
+const KSTWO_MEMO: usize = 1024;
+
+thread_local! {
+    /// `(n, d.to_bits(), kstwo_sf(d, n))`, direct-mapped; `n = 0` is empty.
+    static KSTWO: std::cell::RefCell<Vec<(u64, u64, f64)>> = std::cell::RefCell::new(vec![(0, 0, 0.0); KSTWO_MEMO]);
+}
+
+/// The memo slot of `(d.to_bits(), n)`: Fibonacci hashing of both.
+fn kstwo_slot(bits: u64, n: u64) -> usize {
+    ((bits ^ n.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - KSTWO_MEMO.trailing_zeros())) as usize
+}
+
+/// [`kstwo_sf`], remembered per thread for the last arguments seen at each
+/// slot: a pure function, so the result is the same bit for bit. Sliding
+/// windows evaluate it for the same `(d, n)` again and again (a full window
+/// has one effective size, and a sketch's `D` lies on the lattice
+/// `k / lcm(n1, n2)`): about half of the calls in the replay benchmark repeat
+/// one, and the small `D`s, whose Durbin-matrix method costs the most, repeat
+/// most.
+fn memoized_kstwo_sf(d: f64, n: u64) -> f64 {
+    let bits = d.to_bits();
+    let slot = kstwo_slot(bits, n);
+    KSTWO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        match memo.get(slot) {
+            Some(&(m, b, p)) if m == n && b == bits => p,
+            _ => {
+                let p = kstwo_sf(d, n);
+                if let Some(entry) = memo.get_mut(slot) {
+                    *entry = (n, bits, p);
+                }
+                p
+            }
+        }
+    })
 }
 
 /// Two-sided p-value for statistic `d` with the given method, and the method
@@ -588,6 +626,34 @@ mod tests {
         assert_eq!(used, KsMethod::Asymptotic);
         let (_, used) = ks_pvalue(10_000, 9_999, 0.02, KsMethod::Auto);
         assert_eq!(used, KsMethod::Exact);
+    }
+
+    /// The per-thread memo gives `kstwo_sf`'s value bit for bit, with more
+    /// arguments than slots (entries evicted and computed again), arguments
+    /// that differ only in `n`, and repeats in any order.
+    #[test]
+    fn memoized_kstwo_equals_kstwo() {
+        let mut next = crate::testing::xorshift(0x5DEE_CE66_D1CE_4E5B);
+        let args: Vec<(f64, u64)> = (0..3 * KSTWO_MEMO)
+            .map(|i| {
+                let n = [8_333, 8_334, 100, 12][i % 4];
+                // Lattice values and arbitrary ones, small and large.
+                let d = if i % 3 == 0 { (next() % 2_000) as f64 / 50_000.0 } else { (next() % 1_000_000) as f64 / 1e6 };
+                (d, n)
+            })
+            .collect();
+        for round in 0..3 {
+            for k in 0..args.len() {
+                let (d, n) = args[(k * 7 + round * 131) % args.len()];
+                assert_eq!(memoized_kstwo_sf(d, n).to_bits(), kstwo_sf(d, n).to_bits(), "d = {d}, n = {n}");
+            }
+        }
+        // One `d` with two sizes that share a slot, one after the other.
+        let d = 0.0123_f64;
+        let n2 = (1..100_000).find(|&n| n != 8_333 && kstwo_slot(d.to_bits(), n) == kstwo_slot(d.to_bits(), 8_333)).unwrap();
+        for n in [8_333, n2, 8_333, n2] {
+            assert_eq!(memoized_kstwo_sf(d, n).to_bits(), kstwo_sf(d, n).to_bits(), "d = {d}, n = {n}");
+        }
     }
 
     #[test]
