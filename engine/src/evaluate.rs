@@ -445,12 +445,16 @@ impl ModelState {
     /// Takes row `i` into the baseline reference's columns.
     fn baseline_row(&mut self, rows: &ModelRows, i: usize) {
         if self.baseline.is_empty() {
+            // Sized for the whole baseline up front (up to 4 Mi rows; more
+            // grows as usual): growing by doubling copied each column about
+            // twice over and touched fresh pages at every step.
+            let room = self.plan.baseline_events.unwrap_or(0).min(1 << 22) as usize;
             self.baseline = rows
                 .columns()
                 .iter()
                 .map(|c| match c {
-                    RowColumn::Numeric(_) => ColumnData::Numeric(Vec::new()),
-                    RowColumn::Categorical(_) => ColumnData::Categorical(Vec::new()),
+                    RowColumn::Numeric(_) => ColumnData::Numeric(Vec::with_capacity(room)),
+                    RowColumn::Categorical(_) => ColumnData::Categorical(Vec::with_capacity(room)),
                 })
                 .collect();
         }
