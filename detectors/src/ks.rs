@@ -234,7 +234,8 @@ fn memoized_kstwo_sf(d: f64, n: u64) -> f64 {
     KSTWO.with(|memo| {
         let mut memo = memo.borrow_mut();
         match memo.get(slot) {
-            Some(&(m, b, p)) if m == n && b == bits => p,
+            // `n = 0` marks an empty slot (callers never pass it).
+            Some(&(m, b, p)) if m == n && n != 0 && b == bits => p,
             _ => {
                 let p = kstwo_sf(d, n);
                 if let Some(entry) = memo.get_mut(slot) {

@@ -12,7 +12,7 @@
 //!           are converted (numbers parsed, strings unescaped)
 //!       ──▶ UTF-8 check (std, one pass), only when a string held a byte
 //!           above 0x7F or the scan failed (JSON allows such bytes nowhere
-//!           else, so an event the scan took without one is ASCII)
+//!           else; a configured key matched byte for byte is valid UTF-8)
 //!       ──▶ DecodedEvent { model, model_version, prediction_id, timestamp_ms,
 //!                          values[slot] }
 //! ```
@@ -486,8 +486,10 @@ impl Decoder {
         let (invalid, non_ascii) = (cx.invalid.take(), cx.non_ascii);
         // Invalid UTF-8 is reported first, wherever it is (also in a skipped
         // value). The scan lets only strings hold bytes above 0x7F (anywhere
-        // else they are a syntax error), so an event it accepted without
-        // meeting one is ASCII; the whole event is validated only otherwise.
+        // else they are a syntax error), and every such byte either went
+        // through `Cx::string`, which notes it, or was matched exactly against
+        // a configured key (a `str`, so valid UTF-8): the whole event is
+        // validated only after a noted byte or a failed scan.
         if non_ascii || scanned.is_err() {
             if let Err(source) = std::str::from_utf8(bytes) {
                 out.reset(self.slot_count);

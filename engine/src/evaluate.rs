@@ -445,10 +445,13 @@ impl ModelState {
     /// Takes row `i` into the baseline reference's columns.
     fn baseline_row(&mut self, rows: &ModelRows, i: usize) {
         if self.baseline.is_empty() {
-            // Sized for the whole baseline up front (up to 4 Mi rows; more
-            // grows as usual): growing by doubling copied each column about
-            // twice over and touched fresh pages at every step.
-            let room = self.plan.baseline_events.unwrap_or(0).min(1 << 22) as usize;
+            // Sized for the whole baseline up front, within 64 MiB of
+            // reservations for all columns together (more grows as usual):
+            // growing by doubling copied each column about twice over and
+            // touched fresh pages at every step.
+            const RESERVE_BYTES: usize = 64 << 20;
+            let per_column = RESERVE_BYTES / (rows.columns().len().max(1) * std::mem::size_of::<Option<String>>());
+            let room = (self.plan.baseline_events.unwrap_or(0) as usize).min(per_column);
             self.baseline = rows
                 .columns()
                 .iter()

@@ -21,8 +21,9 @@ pub const OTHER_CATEGORY: &str = "__other__";
 pub struct CategoryCounts {
     max_categories: usize,
     /// Name → slot. foldhash instead of SipHash: a lookup per categorical
-    /// value is on the hot path, its per-process random seed keeps keys from
-    /// being chosen to collide, and the map never holds more than
+    /// value is on the hot path. Its resistance to keys chosen to collide is
+    /// weaker (a per-process random seed, no cryptographic guarantee), and
+    /// what collisions could cost is bounded: the map never holds more than
     /// `max_categories` names.
     index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     names: Vec<Box<str>>,
