@@ -1097,6 +1097,44 @@ fn divide_pow10(m: u64, k: usize) -> f64 {
     (top as f64) * pow2(cut as i32 - 64 - lz as i32 - k as i32)
 }
 
+/// `mantissa · 10^scale` (a decimal of at most 19 digits), correctly rounded,
+/// by exact arithmetic: Clinger's fast path (both operands exact, one
+/// rounding) up to 2^53 in the mantissa and 10^±22 in the scale, else
+/// [`divide_pow10`] for scales down to 10^-27, else a 128-bit product for
+/// positive scales that fit. `None` beyond those (the caller parses the text).
+#[inline]
+fn decimal(mantissa: u64, scale: i64) -> Option<f64> {
+    if (-22..0).contains(&scale) {
+        Some(fraction_value(mantissa, scale.unsigned_abs() as usize))
+    } else if mantissa <= 1 << 53 && (0..=22).contains(&scale) {
+        // Both operands exact: one rounding, the correct one.
+        Some(mantissa as f64 * POW10[scale as usize])
+    } else if mantissa == 0 {
+        Some(0.0)
+    } else if (-(MAX_POW5 as i64)..0).contains(&scale) {
+        Some(divide_pow10(mantissa, scale.unsigned_abs() as usize))
+    } else {
+        // An exact integer; `u128 as f64` rounds to nearest, ties to even.
+        usize::try_from(scale)
+            .ok()
+            .and_then(|s| POW10_U128.get(s))
+            .and_then(|&p| u128::from(mantissa).checked_mul(p))
+            .map(|n| n as f64)
+    }
+}
+
+/// `mantissa / 10^k` for `k` in `1..=22`, correctly rounded: Clinger's fast
+/// path (both operands exact, one rounding) up to 2^53 in the mantissa, else
+/// [`divide_pow10`]. The common decimal of both number paths.
+#[inline(always)]
+fn fraction_value(mantissa: u64, k: usize) -> f64 {
+    if mantissa <= 1 << 53 {
+        mantissa as f64 / POW10[k]
+    } else {
+        divide_pow10(mantissa, k)
+    }
+}
+
 /// Powers of ten that fit 128 bits, for decimals with a positive scale.
 const POW10_U128: [u128; 39] = {
     let mut table = [1u128; 39];
@@ -1303,6 +1341,14 @@ impl<'a> Cx<'_, 'a, '_> {
         }
     }
 
+    /// `bytes[start..end]` as text (`None` if it is not UTF-8: only a range
+    /// with a byte above 0x7F can fail, and such an event is refused once the
+    /// scan is done).
+    #[inline]
+    fn str_at(&self, start: usize, end: usize) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes.get(start..end)?).ok()
+    }
+
     /// The common case in one comparison: the key that followed the previous
     /// known key last time (`hint`) is next again, written compactly: `key":`
     /// right after the opening quote, or `,"key":` right after the previous
@@ -1332,7 +1378,7 @@ impl<'a> Cx<'_, 'a, '_> {
         let raw = self.bytes.get(start..end)?;
         let index = if escaped {
             // Not UTF-8: the event is refused for it after the scan.
-            let raw = std::str::from_utf8(raw).ok()?;
+            let raw = self.str_at(start, end)?;
             let mut key = self.out.spare_string();
             unescape(raw, &mut key);
             let index = node.find(key.as_bytes());
@@ -1443,8 +1489,7 @@ impl<'a> Cx<'_, 'a, '_> {
     fn text_value(&mut self, start: usize, end: usize, escaped: bool) -> Val<'a> {
         // Not UTF-8 (only possible with a byte above 0x7F): the event is
         // refused for it after the scan, so the value is never used.
-        let bytes = self.bytes;
-        let raw = bytes.get(start..end).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
+        let raw = self.str_at(start, end).unwrap_or_default();
         if !escaped {
             return Val::Borrowed(raw);
         }
@@ -1540,29 +1585,12 @@ impl<'a> Cx<'_, 'a, '_> {
                     (true, Err(_)) => Val::F64(-(mantissa as f64)),
                 });
             }
-            let x = if mantissa <= 1 << 53 && (-22..=22).contains(&scale) {
-                // Both operands exact: one rounding, the correct one.
-                let m = mantissa as f64;
-                let p = POW10[scale.unsigned_abs() as usize];
-                Some(if scale < 0 { m / p } else { m * p })
-            } else if mantissa == 0 {
-                Some(0.0)
-            } else if (-(MAX_POW5 as i64)..0).contains(&scale) {
-                Some(divide_pow10(mantissa, scale.unsigned_abs() as usize))
-            } else {
-                // An exact integer; `u128 as f64` rounds to nearest, ties to even.
-                usize::try_from(scale)
-                    .ok()
-                    .and_then(|s| POW10_U128.get(s))
-                    .and_then(|&p| u128::from(mantissa).checked_mul(p))
-                    .map(|n| n as f64)
-            };
-            if let Some(x) = x {
+            if let Some(x) = decimal(mantissa, scale) {
                 return Ok(Val::F64(if negative { -x } else { x }));
             }
         }
         // The number's bytes passed its grammar: ASCII.
-        let text = self.bytes.get(start..self.pos).and_then(|b| std::str::from_utf8(b).ok()).ok_or(invalid)?;
+        let text = self.str_at(start, self.pos).ok_or(invalid)?;
         if integer {
             // 20 digits may still fit 64 bits.
             if let Ok(n) = text.parse::<i64>() {
@@ -1611,13 +1639,7 @@ impl<'a> Cx<'_, 'a, '_> {
             return self.number(true)?.as_number().ok_or(invalid);
         }
         // At most 19 digits: `fraction` is at most 19, inside both tables.
-        let x = if fraction == 0 {
-            mantissa as f64
-        } else if mantissa <= 1 << 53 {
-            mantissa as f64 / POW10[fraction]
-        } else {
-            divide_pow10(mantissa, fraction)
-        };
+        let x = if fraction == 0 { mantissa as f64 } else { fraction_value(mantissa, fraction) };
         // `x` is not negative: the sign is one bit.
         Ok(f64::from_bits(x.to_bits() | (u64::from(negative) << 63)))
     }
