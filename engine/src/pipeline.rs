@@ -6,7 +6,7 @@
 //! stages.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,11 +27,18 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct Batch {
     pub(crate) seq: u64,
+    /// Event bytes: `data[..filled]` holds this batch's input. The vector is
+    /// kept initialized to its high-water mark across reuses, so the file
+    /// reader can read straight into it without zeroing.
     data: Vec<u8>,
+    filled: usize,
     /// Files: 1-based input line (or row) number of each event. Kafka: the offset.
     numbers: Vec<u64>,
     /// Kafka: the partition slot of each event (empty for files).
     partitions: Vec<u32>,
+    /// Event `i` is `data[starts[i]..ends[i]]` (the reader leaves line breaks,
+    /// blank lines and the cut-off rest of an oversize line between events).
+    starts: Vec<usize>,
     ends: Vec<usize>,
     /// Lines refused by the reader (longer than the limit): (index in batch, original length).
     oversize: Vec<(usize, usize)>,
@@ -45,8 +52,10 @@ impl Batch {
         Self {
             seq,
             data: Vec::with_capacity(bytes),
+            filled: 0,
             numbers: Vec::with_capacity(events),
             partitions: Vec::new(),
+            starts: Vec::with_capacity(events),
             ends: Vec::with_capacity(events),
             oversize: Vec::new(),
         }
@@ -56,9 +65,10 @@ impl Batch {
     }
     fn clear(&mut self, seq: u64) {
         self.seq = seq;
-        self.data.clear();
+        self.filled = 0;
         self.numbers.clear();
         self.partitions.clear();
+        self.starts.clear();
         self.ends.clear();
         self.oversize.clear();
     }
@@ -84,14 +94,51 @@ impl Batch {
             }
         }
     }
+    /// Appends `line` as an event.
     fn push(&mut self, line: &[u8], number: u64) {
+        let start = self.filled;
+        let end = start + line.len();
+        if end <= self.data.len() {
+            self.data[start..end].copy_from_slice(line);
+        } else {
+            self.data.truncate(start);
+            self.data.extend_from_slice(line);
+        }
+        self.filled = end;
+        self.add(start, end, number);
+    }
+    /// Records `data[start..end]` (already in the buffer) as an event.
+    fn add(&mut self, start: usize, end: usize, number: u64) {
         self.numbers.push(number);
-        self.data.extend_from_slice(line);
-        self.ends.push(self.data.len());
+        self.starts.push(start);
+        self.ends.push(end);
+    }
+    /// `len` writable bytes after the filled part (zeroed only where the
+    /// buffer grows past its high-water mark).
+    fn room(&mut self, len: usize) -> &mut [u8] {
+        let end = self.filled + len;
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        &mut self.data[self.filled..end]
     }
     fn line(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.data[start..self.ends[i]]
+        &self.data[self.starts[i]..self.ends[i]]
+    }
+    /// Moves the events together at the start of the buffer, followed by
+    /// `data[tail..filled]`; returns where that tail now starts.
+    fn compact(&mut self, tail: usize) -> usize {
+        let mut to = 0;
+        for i in 0..self.len() {
+            let (s, e) = (self.starts[i], self.ends[i]);
+            self.data.copy_within(s..e, to);
+            self.starts[i] = to;
+            to += e - s;
+            self.ends[i] = to;
+        }
+        self.data.copy_within(tail..self.filled, to);
+        self.filled = to + (self.filled - tail);
+        to
     }
 }
 
@@ -125,7 +172,7 @@ impl BatchPool {
     }
     /// Keeps `batch` for reuse unless the pool is full.
     pub(crate) fn give(&self, batch: Batch) {
-        self.bytes_seen.fetch_max(batch.data.len(), Ordering::Relaxed);
+        self.bytes_seen.fetch_max(batch.filled, Ordering::Relaxed);
         self.batches.give(batch);
     }
 }
@@ -374,74 +421,106 @@ fn number_category(x: f64) -> String {
     }
 }
 
-/// Reads JSONL line by line into batches; a line longer than `max` is cut
-/// there, the rest skipped, and the event marked oversize (bounded memory
-/// whatever the input).
-///
-/// Hot path: a line that lies whole in the read buffer is copied once, into
-/// its batch; only a line that straddles two reads goes through `line`.
-fn read_jsonl(path: &Path, pool: &BatchPool, max: usize, mut send: impl FnMut(Batch) -> Result<()>) -> Result<u64> {
-    let batch_events = pool.events;
+/// Reads JSONL into batches; a line longer than `max` is cut there, the
+/// rest skipped, and the event marked oversize (bounded memory whatever the
+/// input).
+fn read_jsonl(path: &Path, pool: &BatchPool, max: usize, send: impl FnMut(Batch) -> Result<()>) -> Result<u64> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let (mut seq, mut lines) = (0u64, 0u64);
+    cut_lines(file, path, pool, max, READ_BYTES, send)
+}
+
+/// The least and the most bytes the JSONL reader asks for in one read.
+const READ_BYTES: (usize, usize) = (16 << 10, 4 << 20);
+
+/// Cuts `input` into lines and the lines into batches, reading straight into
+/// each batch's buffer: an event's bytes are never copied in user space,
+/// except the partial line at the end of a batch's last read, which moves to
+/// the next batch. Each read asks for what the rest of the batch needs at the
+/// mean line length so far (within `reads`), so a batch may hold a few more
+/// than `batch_events` lines.
+///
+/// Lines end at `\n`, a trailing `\r` is dropped, and blank lines are counted
+/// (for line numbers) but are not events. A line over `max` bytes keeps its
+/// first `max + 1` bytes while the rest is read and dropped; it becomes an
+/// oversize event cut at `max`. Bytes between a batch's events (line breaks,
+/// blank lines, the dropped rest of an oversize line) are compacted away
+/// once they outweigh the events, so a batch holds at most about
+/// `batch_events × max` bytes plus one read.
+fn cut_lines(mut input: impl Read, path: &Path, pool: &BatchPool, max: usize, reads: (usize, usize), mut send: impl FnMut(Batch) -> Result<()>) -> Result<u64> {
+    let batch_events = pool.events.max(1);
+    let limit = max.saturating_add(1);
+    let (mut seq, mut lines, mut read) = (0u64, 0u64, 0u64);
     let mut batch = pool.take(seq);
-    // A line that straddles reads (cut at `max + 1` bytes) and its full length.
-    let mut line: Vec<u8> = Vec::new();
-    let mut total = 0usize;
-    let mut push = |bytes: &[u8], total: usize, batch: &mut Batch| -> Result<()> {
-        let mut bytes = bytes;
-        if bytes.last() == Some(&b'\r') {
-            bytes = &bytes[..bytes.len() - 1];
+    // The line in progress is `batch.data[start..batch.filled]`, after which
+    // `skipped` bytes of an oversize line were dropped. `kept`: bytes of the
+    // batch's events.
+    let (mut start, mut skipped, mut kept) = (0usize, 0usize, 0usize);
+    loop {
+        let mean = read.checked_div(lines).map_or(512, |m| m as usize + 1);
+        let want = (batch_events.saturating_sub(batch.len()) + 8).saturating_mul(mean).clamp(reads.0, reads.1);
+        let n = match input.read(batch.room(want)) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        read += n as u64;
+        let mut pos = batch.filled;
+        batch.filled += n;
+        while let Some(i) = memchr::memchr(b'\n', &batch.data[pos..batch.filled]) {
+            let end = pos + i;
+            lines += 1;
+            kept += end_line(&mut batch, start, end, skipped, max, lines);
+            (start, skipped) = (end + 1, 0);
+            pos = start;
         }
-        lines += 1;
-        if total <= max && bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(()); // blank lines are not events
+        if batch.filled - start > limit {
+            skipped += batch.filled - start - limit;
+            batch.filled = start + limit;
         }
-        if total > max {
-            batch.oversize.push((batch.len(), total));
-            bytes = &bytes[..bytes.len().min(max)];
+        if start - kept > kept.max(reads.0) {
+            start = batch.compact(start);
         }
-        batch.push(bytes, lines);
         if batch.len() >= batch_events {
             seq += 1;
-            send(std::mem::replace(batch, pool.take(seq)))?;
+            let mut next = pool.take(seq);
+            let tail = batch.filled - start;
+            next.room(tail).copy_from_slice(&batch.data[start..batch.filled]);
+            next.filled = tail;
+            batch.filled = start;
+            (start, kept) = (0, 0);
+            send(std::mem::replace(&mut batch, next))?;
         }
-        Ok(())
-    };
-    loop {
-        let buf = reader.fill_buf().map_err(|e| Error::io(path, e))?;
-        if buf.is_empty() {
-            break;
-        }
-        let mut used = 0;
-        while let Some(i) = memchr::memchr(b'\n', &buf[used..]) {
-            let chunk = &buf[used..used + i];
-            if line.is_empty() && total == 0 {
-                push(chunk, chunk.len(), &mut batch)?;
-            } else {
-                let room = max.saturating_add(1).saturating_sub(line.len());
-                line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                push(&line, total + chunk.len(), &mut batch)?;
-                line.clear();
-                total = 0;
-            }
-            used += i + 1;
-        }
-        let rest = &buf[used..];
-        let room = max.saturating_add(1).saturating_sub(line.len());
-        line.extend_from_slice(&rest[..rest.len().min(room)]);
-        total += rest.len();
-        let n = buf.len();
-        reader.consume(n);
     }
-    if total > 0 {
-        push(&line, total, &mut batch)?;
+    if batch.filled > start || skipped > 0 {
+        lines += 1;
+        let end = batch.filled;
+        end_line(&mut batch, start, end, skipped, max, lines);
     }
     if batch.len() > 0 {
         send(batch)?;
     }
     Ok(lines)
+}
+
+/// Ends line `number`, `batch.data[start..end]` and `skipped` bytes dropped
+/// after it: a blank line is left out, an oversize one is cut at `max` and
+/// marked. Returns the bytes the batch keeps of it.
+fn end_line(batch: &mut Batch, start: usize, end: usize, skipped: usize, max: usize, number: u64) -> usize {
+    let total = end - start + skipped;
+    let mut stop = end;
+    if stop > start && batch.data[stop - 1] == b'\r' {
+        stop -= 1;
+    }
+    if total <= max && batch.data[start..stop].iter().all(u8::is_ascii_whitespace) {
+        return 0;
+    }
+    if total > max {
+        batch.oversize.push((batch.len(), total));
+        stop = stop.min(start + max);
+    }
+    batch.add(start, stop, number);
+    stop - start
 }
 
 /// Input file kinds replay reads.
@@ -582,4 +661,128 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out at most a pseudo-random number of bytes per read.
+    struct Trickle<'a> {
+        rest: &'a [u8],
+        state: u64,
+        most: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            let n = (1 + self.state as usize % self.most).min(buf.len()).min(self.rest.len());
+            buf[..n].copy_from_slice(&self.rest[..n]);
+            self.rest = &self.rest[n..];
+            Ok(n)
+        }
+    }
+
+    /// (line number, bytes, original length if oversize) of an event.
+    type Event = (u64, Vec<u8>, Option<usize>);
+
+    /// The events, by
+    /// the rules `cut_lines` documents, written the plain way.
+    fn expected(input: &[u8], max: usize) -> Vec<Event> {
+        let mut parts: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+        if parts.last().is_some_and(|p| p.is_empty()) {
+            parts.pop();
+        }
+        let mut out = Vec::new();
+        for (i, part) in parts.into_iter().enumerate() {
+            let total = part.len();
+            let line = part.strip_suffix(b"\r").unwrap_or(part);
+            if total <= max && line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let cut = &line[..line.len().min(max)];
+            out.push((i as u64 + 1, cut.to_vec(), (total > max).then_some(total)));
+        }
+        out
+    }
+
+    /// Runs `cut_lines` with batches recycled through the pool (so stale
+    /// bytes of earlier batches are in the buffers), returning the events,
+    /// the line count, and the largest buffer a batch had.
+    fn cut(input: &[u8], max: usize, events: usize, reads: (usize, usize), seed: u64, most: usize) -> (Vec<Event>, u64, usize) {
+        let pool = BatchPool::new(4, events);
+        let mut got = Vec::new();
+        let (mut next_seq, mut biggest) = (0u64, 0usize);
+        let reader = Trickle { rest: input, state: seed | 1, most };
+        let lines = cut_lines(reader, Path::new("test"), &pool, max, reads, |b: Batch| {
+            assert_eq!(b.seq, next_seq, "batches are numbered in order");
+            next_seq += 1;
+            assert!(b.len() > 0, "no empty batch is sent");
+            biggest = biggest.max(b.data.len());
+            let oversize: HashMap<usize, usize> = b.oversize.iter().copied().collect();
+            for i in 0..b.len() {
+                got.push((b.numbers[i], b.line(i).to_vec(), oversize.get(&i).copied()));
+            }
+            pool.give(b);
+            Ok(())
+        })
+        .unwrap();
+        (got, lines, biggest)
+    }
+
+    #[test]
+    fn lines_are_cut_as_documented_whatever_the_reads() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize
+        };
+        for case in 0..400 {
+            let max = 1 + next() % 40;
+            let mut input = Vec::new();
+            for _ in 0..next() % 200 {
+                let len = match next() % 10 {
+                    0 => 0,
+                    1 => max + next() % (3 * max),
+                    _ => next() % (max + 2),
+                };
+                for _ in 0..len {
+                    input.push(*[b'a', b'{', b'}', b' ', b'\t', b'\r', b'\n', b'x'].get(next() % 12).unwrap_or(&b'q'));
+                }
+                if next() % 8 != 0 {
+                    input.extend_from_slice(if next() % 4 == 0 { b"\r\n" } else { b"\n" });
+                }
+            }
+            let events = 1 + next() % 9;
+            let reads = (1 + next() % 32, 32 + next() % 256);
+            let (got, lines, _) = cut(&input, max, events, reads, case as u64, 1 + next() % 300);
+            let want = expected(&input, max);
+            assert_eq!(got, want, "case {case}: {:?}", String::from_utf8_lossy(&input));
+            let breaks = input.iter().filter(|&&b| b == b'\n').count() as u64;
+            let unterminated = u64::from(!input.is_empty() && input.last() != Some(&b'\n'));
+            assert_eq!(lines, breaks + unterminated, "case {case}");
+        }
+    }
+
+    #[test]
+    fn a_batch_stays_bounded_on_blank_and_oversize_lines() {
+        let (max, events, reads) = (100, 4, (64, 4096));
+        let mut input = vec![b'\n'; 1 << 20];
+        for _ in 0..20 {
+            input.extend(std::iter::repeat_n(b'x', 50_000));
+            input.push(b'\n');
+        }
+        input.extend_from_slice(b"{}\n");
+        let (got, lines, biggest) = cut(&input, max, events, reads, 7, 1 << 16);
+        assert_eq!(got.len(), 21);
+        assert_eq!(got[0], ((1 << 20) + 1, vec![b'x'; 100], Some(50_000)));
+        assert_eq!(got[20].1, b"{}");
+        assert_eq!(lines, (1 << 20) + 21);
+        // Events of at most `max` bytes, the garbage compacted once it
+        // outweighs them, one read and one line in progress.
+        assert!(biggest <= 2 * (events + 8) * (max + 1) + 3 * reads.1, "{biggest} bytes");
+    }
 }
