@@ -63,10 +63,25 @@ impl BinEdges {
 
     /// Edges at the reference's quantiles for `bins` bins. Non-finite values of
     /// `reference` are ignored; at least one finite value is required.
+    ///
+    /// The same edges as [`BinEdges::from_sorted_reference`] on the sorted
+    /// values, without sorting them: only the order statistics the quantiles
+    /// interpolate between are put in place, by selection (O(n log bins)).
     pub fn from_reference(reference: &[f64], bins: usize) -> Result<Self> {
-        let mut sorted: Vec<f64> = reference.iter().copied().filter(|x| x.is_finite()).collect();
-        sorted.sort_unstable_by(f64::total_cmp);
-        Self::from_sorted_reference(&sorted, bins)
+        let mut values: Vec<f64> = reference.iter().copied().filter(|x| x.is_finite()).collect();
+        if bins > 0 && !values.is_empty() {
+            let n = values.len();
+            let mut ranks: Vec<usize> = (1..bins)
+                .flat_map(|i| {
+                    let lo = quantile_ranks(n, i as f64 * (1.0 / bins as f64)).0;
+                    [lo, (lo + 1).min(n - 1)]
+                })
+                .collect();
+            ranks.sort_unstable();
+            ranks.dedup();
+            select_ranks(&mut values, 0, &ranks);
+        }
+        Self::from_sorted_reference(&values, bins)
     }
 
     /// As [`BinEdges::from_reference`] for an ascending, finite reference.
@@ -158,11 +173,8 @@ impl From<BinEdges> for Vec<f64> {
 pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
     let n = sorted.len();
     debug_assert!(n > 0);
-    let virtual_index = (n - 1) as f64 * q;
-    let below = virtual_index.floor();
-    let lo = (below.max(0.0) as usize).min(n - 1);
+    let (lo, t) = quantile_ranks(n, q);
     let hi = (lo + 1).min(n - 1);
-    let t = virtual_index - below;
     let (a, b) = (sorted[lo], sorted[hi]);
     let diff = b - a;
     if t >= 0.5 {
@@ -170,6 +182,29 @@ pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
     } else {
         a + diff * t
     }
+}
+
+/// The lower rank `quantile_linear` reads for `q` among `n` values (the
+/// upper one is the next, within the values) and the weight between them.
+fn quantile_ranks(n: usize, q: f64) -> (usize, f64) {
+    let virtual_index = (n - 1) as f64 * q;
+    let below = virtual_index.floor();
+    ((below.max(0.0) as usize).min(n - 1), virtual_index - below)
+}
+
+/// Puts the order statistics of `ranks` (ascending, within
+/// `offset..offset + values.len()`) at their places in `values`, whose
+/// first element has rank `offset`: the median rank by selection, then each
+/// side with the ranks it holds.
+fn select_ranks(values: &mut [f64], offset: usize, ranks: &[usize]) {
+    if ranks.is_empty() {
+        return;
+    }
+    let mid = ranks.len() / 2;
+    let k = ranks[mid] - offset;
+    let (below, _, above) = values.select_nth_unstable_by(k, f64::total_cmp);
+    select_ranks(below, offset, &ranks[..mid]);
+    select_ranks(above, offset + k + 1, &ranks[mid + 1..]);
 }
 
 #[cfg(test)]
@@ -211,6 +246,37 @@ mod tests {
         assert!(BinEdges::new(vec![f64::NAN]).is_err());
         assert!(BinEdges::from_reference(&[f64::NAN], 10).is_err());
         assert!(BinEdges::from_reference(&[1.0], 0).is_err());
+    }
+
+    #[test]
+    fn edges_by_selection_equal_edges_of_the_sorted_reference() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..300 {
+            let n = 1 + (next() % 3000) as usize;
+            let distinct = 1 + next() % 50;
+            let reference: Vec<f64> = (0..n)
+                .map(|_| match next() % 40 {
+                    0 => f64::NAN,
+                    1 => -0.0,
+                    2 => 0.0,
+                    _ if case % 2 == 0 => (next() % distinct) as f64 - 7.0,
+                    _ => (next() as f64 / u64::MAX as f64 - 0.3) * 1e3,
+                })
+                .collect();
+            let bins = 1 + (next() % 40) as usize;
+            let mut sorted: Vec<f64> = reference.iter().copied().filter(|x| x.is_finite()).collect();
+            sorted.sort_unstable_by(f64::total_cmp);
+            let want = BinEdges::from_sorted_reference(&sorted, bins).unwrap();
+            let got = BinEdges::from_reference(&reference, bins).unwrap();
+            let bits = |e: &BinEdges| e.edges().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "case {case}: n = {n}, bins = {bins}");
+        }
     }
 
     #[test]
