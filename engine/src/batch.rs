@@ -119,6 +119,25 @@ impl ModelRows {
         }
     }
 
+    /// Appends the numeric columns' values of rows given row by row
+    /// (`by_row[r * k + j]`: row `r`'s value of the `j`-th of the `k` numeric
+    /// columns, NaN if missing), for rows started with
+    /// [`ModelRows::start_row`] whose numbers were not pushed one by one.
+    pub fn push_numbers_by_row(&mut self, by_row: &[f64]) {
+        let k = self.columns.iter().filter(|c| matches!(c, RowColumn::Numeric(_))).count();
+        if k == 0 {
+            return;
+        }
+        debug_assert_eq!(by_row.len() % k, 0);
+        let numeric = self.columns.iter_mut().filter_map(|c| match c {
+            RowColumn::Numeric(v) => Some(v),
+            RowColumn::Categorical(_) => None,
+        });
+        for (j, v) in numeric.enumerate() {
+            v.extend(by_row[j..].iter().step_by(k));
+        }
+    }
+
     /// Pushes a missing value of column `c` for the current row.
     #[inline]
     pub fn push_missing(&mut self, c: usize) {
