@@ -224,7 +224,7 @@ impl ModelPlan {
                         message: format!("column {:?} has no finite values", c.name),
                     })?;
                     let mut w = NumericWindow::new(edges, &self.reference_sketch)?;
-                    values.iter().for_each(|v| w.update(*v));
+                    w.update_all(&values);
                     w.exact.sort();
                     ColumnReference::Numeric { reference: NumericReference { window: w } }
                 }
