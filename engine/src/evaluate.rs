@@ -337,9 +337,11 @@ impl ModelState {
     /// complete in between; each run updates one column at a time.
     pub fn apply_rows(&mut self, rows: &ModelRows, out: &mut Outcome) -> Result<()> {
         let mut i = 0;
-        while i < rows.len() && self.reference.is_none() {
-            self.baseline_row(rows, i);
-            i += 1;
+        if self.reference.is_none() && !rows.is_empty() {
+            let wanted = self.plan.baseline_events.unwrap_or(0).saturating_sub(self.baseline_rows);
+            let end = (wanted.max(1) as usize).min(rows.len());
+            self.baseline_rows(rows, 0..end);
+            i = end;
             if self.baseline_rows >= self.plan.baseline_events.unwrap_or(0) {
                 self.build_baseline()?;
             }
@@ -442,8 +444,8 @@ impl ModelState {
         Ok(())
     }
 
-    /// Takes row `i` into the baseline reference's columns.
-    fn baseline_row(&mut self, rows: &ModelRows, i: usize) {
+    /// Takes rows `range` into the baseline reference's columns.
+    fn baseline_rows(&mut self, rows: &ModelRows, range: std::ops::Range<usize>) {
         if self.baseline.is_empty() {
             // Sized for the whole baseline up front, within 64 MiB of
             // reservations for all columns together (more grows as usual):
@@ -463,13 +465,15 @@ impl ModelState {
         }
         for (data, column) in self.baseline.iter_mut().zip(rows.columns()) {
             match (data, column) {
-                (ColumnData::Numeric(xs), RowColumn::Numeric(v)) => xs.push(Some(v[i]).filter(|x| !x.is_nan())),
-                (ColumnData::Categorical(xs), RowColumn::Categorical(v)) => xs.push(v[i].map(|s| rows.category(s).to_owned())),
+                (ColumnData::Numeric(xs), RowColumn::Numeric(v)) => xs.extend(v[range.clone()].iter().map(|&x| Some(x).filter(|x| !x.is_nan()))),
+                (ColumnData::Categorical(xs), RowColumn::Categorical(v)) => {
+                    xs.extend(v[range.clone()].iter().map(|s| s.map(|s| rows.category(s).to_owned())));
+                }
                 _ => debug_assert!(false, "column kinds differ"),
             }
         }
-        self.baseline_rows += 1;
-        self.counters.baseline += 1;
+        self.baseline_rows += range.len() as u64;
+        self.counters.baseline += range.len() as u64;
     }
 
     fn build_baseline(&mut self) -> Result<()> {
