@@ -128,6 +128,7 @@ impl ModelRows {
         if k == 0 {
             return;
         }
+        let rows = self.len;
         debug_assert_eq!(by_row.len() % k, 0);
         let numeric = self.columns.iter_mut().filter_map(|c| match c {
             RowColumn::Numeric(v) => Some(v),
@@ -135,6 +136,7 @@ impl ModelRows {
         });
         for (j, v) in numeric.enumerate() {
             v.extend(by_row[j..].iter().step_by(k));
+            debug_assert_eq!(v.len(), rows, "a numeric value for every row started");
         }
     }
 

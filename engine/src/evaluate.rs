@@ -339,7 +339,7 @@ impl ModelState {
         let mut i = 0;
         if self.reference.is_none() && !rows.is_empty() {
             let wanted = self.plan.baseline_events.unwrap_or(0).saturating_sub(self.baseline_rows);
-            let end = (wanted.max(1) as usize).min(rows.len());
+            let end = usize::try_from(wanted.max(1)).unwrap_or(usize::MAX).min(rows.len());
             self.baseline_rows(rows, 0..end);
             i = end;
             if self.baseline_rows >= self.plan.baseline_events.unwrap_or(0) {

@@ -148,7 +148,8 @@ impl Batch {
 pub(crate) struct BatchPool {
     batches: Recycler<Batch>,
     events: usize,
-    /// The most event bytes a batch given back held: a new batch starts with
+    /// The most bytes a batch given back held (its events and the gaps
+    /// between them): a new batch starts with
     /// that much room (and an eighth more), so that it is not grown by
     /// doubling, copying megabytes and touching pages it then gives up.
     bytes_seen: Arc<AtomicUsize>,
@@ -456,66 +457,76 @@ fn read_jsonl(path: &Path, pool: &BatchPool, max: usize, send: impl FnMut(Batch)
 }
 
 /// The least and the most bytes the JSONL reader asks for in one read.
-const READ_BYTES: (usize, usize) = (16 << 10, 4 << 20);
+const READ_BYTES: (usize, usize) = (4 << 10, 4 << 20);
 
-/// Cuts `input` into lines and the lines into batches, reading straight into
-/// each batch's buffer: an event's bytes are never copied in user space,
-/// except the partial line at the end of a batch's last read, which moves to
-/// the next batch. Each read asks for what the rest of the batch needs at the
-/// mean line length so far (within `reads`), so a batch may hold a few more
-/// than `batch_events` lines.
+/// Bytes between a batch's events that the reader leaves before it compacts.
+const GAP_BYTES: usize = 64 << 10;
+
+/// Cuts `input` into lines and the lines into batches of `batch_events`
+/// events, reading straight into each batch's buffer: an event's bytes are
+/// not copied in user space, except the input a batch's last read held past
+/// its last event (part of a line, or a few lines when the read overshot),
+/// which moves to the next batch, and the rare compaction below. Each read
+/// asks for what the rest of the batch needs at the last batch's input bytes
+/// per event (plus a thirty-second, within `reads`), so the carried rest
+/// stays small.
 ///
 /// Lines end at `\n`, a trailing `\r` is dropped, and blank lines are counted
 /// (for line numbers) but are not events. A line over `max` bytes keeps its
 /// first `max + 1` bytes while the rest is read and dropped; it becomes an
 /// oversize event cut at `max`. Bytes between a batch's events (line breaks,
-/// blank lines, the dropped rest of an oversize line) are compacted away
-/// once they outweigh the events, so a batch holds at most about
-/// `batch_events × max` bytes plus one read.
+/// blank lines, the dropped rest of an oversize line) are compacted away once
+/// they outweigh the events (and [`GAP_BYTES`]), so a batch holds at most
+/// about `batch_events × max` bytes plus one read, whatever the input.
 fn cut_lines(mut input: impl Read, path: &Path, pool: &BatchPool, max: usize, reads: (usize, usize), mut send: impl FnMut(Batch) -> Result<()>) -> Result<u64> {
     let batch_events = pool.events.max(1);
     let limit = max.saturating_add(1);
-    let (mut seq, mut lines, mut read) = (0u64, 0u64, 0u64);
+    let (mut seq, mut lines) = (0u64, 0u64);
     let mut batch = pool.take(seq);
-    // The line in progress is `batch.data[start..batch.filled]`, after which
-    // `skipped` bytes of an oversize line were dropped. `kept`: bytes of the
-    // batch's events.
-    let (mut start, mut skipped, mut kept) = (0usize, 0usize, 0usize);
+    // `batch.data[start..batch.filled]` is input not cut into lines yet, of
+    // which `start..pos` holds no line break: the line in progress, after
+    // whose first `limit` bytes `skipped` more were dropped.
+    let (mut start, mut pos, mut skipped) = (0usize, 0usize, 0usize);
+    // `kept`: bytes of the batch's events; `taken`: input bytes of its lines
+    // (without dropped ones); `mean`: input bytes per event of the last batch.
+    let (mut kept, mut taken, mut mean) = (0usize, 0usize, 64usize);
     loop {
-        let mean = read.checked_div(lines).map_or(512, |m| m as usize + 1);
-        let want = (batch_events.saturating_sub(batch.len()) + 8).saturating_mul(mean).clamp(reads.0, reads.1);
-        let n = match input.read(batch.room(want)) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        read += n as u64;
-        let mut pos = batch.filled;
-        batch.filled += n;
-        while let Some(i) = memchr::memchr(b'\n', &batch.data[pos..batch.filled]) {
+        while batch.len() < batch_events {
+            let Some(i) = memchr::memchr(b'\n', &batch.data[pos..batch.filled]) else { break };
             let end = pos + i;
             lines += 1;
             kept += end_line(&mut batch, start, end, skipped, max, lines);
-            (start, skipped) = (end + 1, 0);
-            pos = start;
+            taken += end + 1 - start;
+            (start, pos, skipped) = (end + 1, end + 1, 0);
         }
+        if batch.len() >= batch_events {
+            // Full (`pos == start`): the rest of the input goes to the next batch.
+            mean = taken / batch.len() + 1;
+            seq += 1;
+            let mut next = pool.take(seq);
+            let rest = batch.filled - start;
+            next.room(rest).copy_from_slice(&batch.data[start..batch.filled]);
+            next.filled = rest;
+            batch.filled = start;
+            (start, pos, kept, taken) = (0, 0, 0, 0);
+            send(std::mem::replace(&mut batch, next))?;
+            continue;
+        }
+        // Everything read is cut: `start..filled` is the line in progress.
         if batch.filled - start > limit {
             skipped += batch.filled - start - limit;
             batch.filled = start + limit;
         }
-        if start - kept > kept.max(reads.0) {
+        if start - kept > kept.max(GAP_BYTES) {
             start = batch.compact(start);
         }
-        if batch.len() >= batch_events {
-            seq += 1;
-            let mut next = pool.take(seq);
-            let tail = batch.filled - start;
-            next.room(tail).copy_from_slice(&batch.data[start..batch.filled]);
-            next.filled = tail;
-            batch.filled = start;
-            (start, kept) = (0, 0);
-            send(std::mem::replace(&mut batch, next))?;
+        pos = batch.filled;
+        let want = (batch_events - batch.len() + batch_events / 32 + 2).saturating_mul(mean).clamp(reads.0, reads.1);
+        match input.read(batch.room(want)) {
+            Ok(0) => break,
+            Ok(n) => batch.filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
         }
     }
     if batch.filled > start || skipped > 0 {
@@ -742,12 +753,15 @@ mod tests {
     fn cut(input: &[u8], max: usize, events: usize, reads: (usize, usize), seed: u64, most: usize) -> (Vec<Event>, u64, usize) {
         let pool = BatchPool::new(4, events);
         let mut got = Vec::new();
-        let (mut next_seq, mut biggest) = (0u64, 0usize);
+        let (mut next_seq, mut biggest, mut last_was_short) = (0u64, 0usize, false);
         let reader = Trickle { rest: input, state: seed | 1, most };
         let lines = cut_lines(reader, Path::new("test"), &pool, max, reads, |b: Batch| {
             assert_eq!(b.seq, next_seq, "batches are numbered in order");
             next_seq += 1;
             assert!(b.len() > 0, "no empty batch is sent");
+            assert!(b.len() <= events, "{} events in a batch of {events}", b.len());
+            assert!(!last_was_short, "only the last batch is short");
+            last_was_short = b.len() < events;
             biggest = biggest.max(b.data.len());
             let oversize: HashMap<usize, usize> = b.oversize.iter().copied().collect();
             for i in 0..b.len() {
@@ -866,8 +880,8 @@ models:
         assert_eq!(got[0], ((1 << 20) + 1, vec![b'x'; 100], Some(50_000)));
         assert_eq!(got[20].1, b"{}");
         assert_eq!(lines, (1 << 20) + 21);
-        // Events of at most `max` bytes, the garbage compacted once it
-        // outweighs them, one read and one line in progress.
-        assert!(biggest <= 2 * (events + 8) * (max + 1) + 3 * reads.1, "{biggest} bytes");
+        // Events of at most `max` bytes, the gaps compacted once they
+        // outweigh them and `GAP_BYTES`, one read and one line in progress.
+        assert!(biggest <= 2 * events * (max + 1) + GAP_BYTES + 2 * reads.1 + max + 1, "{biggest} bytes");
     }
 }
