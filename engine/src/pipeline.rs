@@ -294,11 +294,16 @@ impl Shards {
     /// Starts `count` shard threads sharing the read-only plan and decoder.
     pub(crate) fn start(count: usize, config: &Config, plan: &Arc<Plan>, decoder: &Arc<Decoder>) -> Result<Self> {
         let (done_tx, done) = bounded::<Decoded>(count * config.engine.queue_batches);
-        let pool = BatchPool::new(count * (config.engine.queue_batches + 1), config.engine.batch_events);
-        // As many as can be in flight (the shards → window stage queue plus
-        // one being filled per shard), so the pool never holds more memory
-        // than a full pipeline does.
-        let rows = RowsPool::new(plan.models.len(), count * (config.engine.queue_batches + 1));
+        // Each pool keeps as many as can be in flight, so that a full pipeline
+        // allocates none and the pool never holds more memory than a full
+        // pipeline does. Raw batches: the shards' queues, one being decoded
+        // per shard, and the one the reader fills and the next.
+        let pool = BatchPool::new(count * (config.engine.queue_batches + 1) + 2, config.engine.batch_events);
+        // Column batches: the queue to the window stage, the reorder buffer
+        // (at most what the shards' queues let them decode ahead), one being
+        // filled per shard and the one being applied. A smaller pool dropped
+        // and re-made some 45 of them per million events.
+        let rows = RowsPool::new(plan.models.len(), count * (2 * config.engine.queue_batches + 1) + 1);
         let (mut senders, mut probes, mut handles) = (Vec::with_capacity(count), Vec::with_capacity(count), Vec::with_capacity(count));
         for i in 0..count {
             let (tx, rx): (Sender<Batch>, Receiver<Batch>) = bounded(config.engine.queue_batches);
