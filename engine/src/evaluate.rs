@@ -340,7 +340,7 @@ impl ModelState {
         if self.reference.is_none() && !rows.is_empty() {
             let wanted = self.plan.baseline_events.unwrap_or(0).saturating_sub(self.baseline_rows);
             let end = usize::try_from(wanted.max(1)).unwrap_or(usize::MAX).min(rows.len());
-            self.baseline_rows(rows, 0..end);
+            self.take_baseline(rows, 0..end);
             i = end;
             if self.baseline_rows >= self.plan.baseline_events.unwrap_or(0) {
                 self.build_baseline()?;
@@ -445,7 +445,7 @@ impl ModelState {
     }
 
     /// Takes rows `range` into the baseline reference's columns.
-    fn baseline_rows(&mut self, rows: &ModelRows, range: std::ops::Range<usize>) {
+    fn take_baseline(&mut self, rows: &ModelRows, range: std::ops::Range<usize>) {
         if self.baseline.is_empty() {
             // Sized for the whole baseline up front, within 64 MiB of
             // reservations for all columns together (more grows as usual):
