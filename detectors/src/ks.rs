@@ -208,8 +208,11 @@ pub fn ks_pvalue_asymptotic(n1: u64, n2: u64, d: f64) -> f64 {
     }
 }
 
-/// Entries of the per-thread memo of [`memoized_kstwo_sf`] (a power of two).
-const KSTWO_MEMO: usize = 1024;
+/// Entries of the per-thread memo of [`memoized_kstwo_sf`] (a power of two):
+/// 768 KiB for each thread that evaluates. The replay benchmark makes 37 640
+/// calls with 17 900 distinct arguments, spread over the whole run: 1 024
+/// entries still computed 31 600 of them, 32 768 compute 19 200.
+const KSTWO_MEMO: usize = 32768;
 
 thread_local! {
     /// `(n, d.to_bits(), kstwo_sf(d, n))`, direct-mapped; `n = 0` is empty.
