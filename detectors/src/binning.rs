@@ -71,9 +71,9 @@ impl BinEdges {
         let mut values: Vec<f64> = reference.iter().copied().filter(|x| x.is_finite()).collect();
         if bins > 0 && !values.is_empty() {
             let n = values.len();
-            let mut ranks: Vec<usize> = (1..bins)
-                .flat_map(|i| {
-                    let lo = quantile_ranks(n, i as f64 * (1.0 / bins as f64)).0;
+            let mut ranks: Vec<usize> = edge_quantiles(bins)
+                .flat_map(|q| {
+                    let lo = quantile_ranks(n, q).0;
                     [lo, (lo + 1).min(n - 1)]
                 })
                 .collect();
@@ -92,9 +92,7 @@ impl BinEdges {
         if sorted.is_empty() {
             return Err(Error::InsufficientData { statistic: "quantile_edges", available: 0, required: 1 });
         }
-        // numpy.linspace(0, 1, bins + 1): i * (1 / bins), endpoints exact.
-        let step = 1.0 / bins as f64;
-        let mut edges: Vec<f64> = (1..bins).map(|i| quantile_linear(sorted, i as f64 * step)).collect();
+        let mut edges: Vec<f64> = edge_quantiles(bins).map(|q| quantile_linear(sorted, q)).collect();
         edges.dedup();
         Ok(Self::with_guide(edges))
     }
@@ -182,6 +180,13 @@ pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
     } else {
         a + diff * t
     }
+}
+
+/// The quantiles of the interior edges for `bins` bins, as
+/// `numpy.linspace(0, 1, bins + 1)[1:-1]`: `i * (1 / bins)`.
+fn edge_quantiles(bins: usize) -> impl Iterator<Item = f64> {
+    let step = 1.0 / bins as f64;
+    (1..bins).map(move |i| i as f64 * step)
 }
 
 /// The lower rank `quantile_linear` reads for `q` among `n` values (the
