@@ -96,16 +96,15 @@ impl Batch {
     }
     /// Appends `line` as an event.
     fn push(&mut self, line: &[u8], number: u64) {
+        let start = self.append(line);
+        self.add(start, self.filled, number);
+    }
+    /// Copies `bytes` after the filled part; returns where they start.
+    fn append(&mut self, bytes: &[u8]) -> usize {
         let start = self.filled;
-        let end = start + line.len();
-        if end <= self.data.len() {
-            self.data[start..end].copy_from_slice(line);
-        } else {
-            self.data.truncate(start);
-            self.data.extend_from_slice(line);
-        }
-        self.filled = end;
-        self.add(start, end, number);
+        self.room(bytes.len()).copy_from_slice(bytes);
+        self.filled += bytes.len();
+        start
     }
     /// Records `data[start..end]` (already in the buffer) as an event.
     fn add(&mut self, start: usize, end: usize, number: u64) {
@@ -509,9 +508,7 @@ fn cut_lines(mut input: impl Read, path: &Path, pool: &BatchPool, max: usize, re
             mean = taken / batch.len() + 1;
             seq += 1;
             let mut next = pool.take(seq);
-            let rest = batch.filled - start;
-            next.room(rest).copy_from_slice(&batch.data[start..batch.filled]);
-            next.filled = rest;
+            next.append(&batch.data[start..batch.filled]);
             batch.filled = start;
             (start, pos, kept, taken) = (0, 0, 0, 0);
             send(std::mem::replace(&mut batch, next))?;
