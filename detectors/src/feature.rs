@@ -275,15 +275,17 @@ pub struct NumericDrift {
     pub jensen_shannon: f64,
     /// Hellinger distance.
     pub hellinger: f64,
-    /// Kolmogorov–Smirnov.
-    pub ks: KsOutcome,
-    /// Wasserstein-1 on raw values, when both raw samples are complete.
+    /// Kolmogorov–Smirnov, when asked for.
+    pub ks: Option<KsOutcome>,
+    /// Wasserstein-1 on raw values, when asked for and both raw samples are complete.
     pub wasserstein: Option<f64>,
 }
 
 /// Which numeric statistics to compute (the rest are skipped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NumericStatistics {
+    /// Whether to compute KS (exact on raw values, or from the sketches).
+    pub ks: bool,
     /// KS p-value method for the exact path.
     pub ks_method: KsMethod,
     /// Whether to compute Wasserstein (needs raw values of both sides).
@@ -294,12 +296,18 @@ pub struct NumericStatistics {
 
 impl Default for NumericStatistics {
     fn default() -> Self {
-        Self { ks_method: KsMethod::Auto, wasserstein: true, exact_ks: true }
+        Self { ks: true, ks_method: KsMethod::Auto, wasserstein: true, exact_ks: true }
     }
 }
 
-/// Every statistic of `window` against `reference`. KS is exact when both raw
-/// stores are complete (nothing dropped at capacity), else from the sketches.
+/// The statistics `which` asks for of `window` against `reference`; the
+/// histogram distances (PSI, Jensen–Shannon, Hellinger) always. KS is exact
+/// when both raw stores are complete (nothing dropped at capacity) and
+/// `which.exact_ks`, else from the sketches; Wasserstein needs both raw
+/// stores complete and is `None` otherwise.
+///
+/// Only the sketches a requested statistic needs are read: a window without
+/// raw values or quantile sketch still gives its histogram distances.
 pub fn numeric_drift(
     reference: &NumericReference,
     window: &mut NumericWindow,
@@ -310,24 +318,31 @@ pub fn numeric_drift(
         return Err(Error::InsufficientData { statistic: "numeric_drift", available: 0, required: 1 });
     }
     let r = &reference.window;
-    let exact_ready = r.exact.overflow() == 0 && window.exact.overflow() == 0 && r.exact.count() == r.count();
-    let ref_sorted = r.exact.sorted_values_ref();
-    let (ks, wasserstein) = match ref_sorted {
-        Some(ref_values) if exact_ready && which.exact_ks => {
-            let cur = window.exact.sorted_values();
-            let ks = crate::ks::ks_2samp_sorted(ref_values, cur, which.ks_method)?;
-            let w = if which.wasserstein { Some(crate::distance::wasserstein_sorted(ref_values, cur)?) } else { None };
-            (KsOutcome::Exact(ks), w)
-        }
-        _ => match (&r.sketch, &window.sketch) {
-            (Some(rs), Some(ws)) => (KsOutcome::Sketch(rs.ks(ws)?), None),
-            _ => {
-                return Err(Error::InvalidParameter {
-                    name: "quantile_sketch",
-                    reason: "KS needs complete raw values or the quantile sketch on both sides",
-                })
+    let raw_complete = r.exact.overflow() == 0 && window.exact.overflow() == 0 && r.exact.count() == r.count();
+    let ref_sorted = r.exact.sorted_values_ref().filter(|_| raw_complete);
+    let ks = if which.ks {
+        Some(match ref_sorted {
+            Some(ref_values) if which.exact_ks => {
+                KsOutcome::Exact(crate::ks::ks_2samp_sorted(ref_values, window.exact.sorted_values(), which.ks_method)?)
             }
-        },
+            _ => match (&r.sketch, &window.sketch) {
+                (Some(rs), Some(ws)) => KsOutcome::Sketch(rs.ks(ws)?),
+                _ => {
+                    return Err(Error::InvalidParameter {
+                        name: "quantile_sketch",
+                        reason: "KS needs complete raw values or the quantile sketch on both sides",
+                    })
+                }
+            },
+        })
+    } else {
+        None
+    };
+    let wasserstein = match ref_sorted {
+        Some(ref_values) if which.wasserstein => {
+            Some(crate::distance::wasserstein_sorted(ref_values, window.exact.sorted_values())?)
+        }
+        _ => None,
     };
     Ok(NumericDrift {
         count,
