@@ -30,6 +30,9 @@ pub struct CategoryCounts {
     counts: Vec<u64>,
     other: u64,
     total: u64,
+    /// The first `seeded` names were given by [`CategoryCounts::with_categories`]
+    /// (a reference's): they stay tracked even when their count is zero.
+    seeded: usize,
 }
 
 /// Serialized form: names with their counts in name order.
@@ -37,14 +40,22 @@ pub struct CategoryCounts {
 #[serde(deny_unknown_fields)]
 struct CategoryCountsState {
     max_categories: usize,
+    /// Seeded names first (in name order), then the rest (in name order).
     categories: Vec<(String, u64)>,
     other: u64,
+    /// How many of `categories` are seeded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    seeded: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl CategoryCounts {
     /// Empty counts with a cap of `max_categories` distinct names.
     pub fn new(max_categories: usize) -> Self {
-        Self { max_categories, index: HashMap::default(), names: Vec::new(), counts: Vec::new(), other: 0, total: 0 }
+        Self { max_categories, index: HashMap::default(), names: Vec::new(), counts: Vec::new(), other: 0, total: 0, seeded: 0 }
     }
 
     /// Empty counts that track `names` first (up to the cap).
@@ -53,7 +64,66 @@ impl CategoryCounts {
         for n in names {
             c.slot(n);
         }
+        c.seeded = c.names.len();
         c
+    }
+
+    /// The cap on distinct names.
+    pub fn max_categories(&self) -> usize {
+        self.max_categories
+    }
+
+    /// What a window capped at `max_categories` names shows: the seeded
+    /// names (the reference's), then the most frequent other names (ties in
+    /// name order) up to `max_categories` in all; the rest count in
+    /// `__other__`. So which names a window shows depends on the window's
+    /// counts and the reference alone, not on the order values arrived in
+    /// or on what earlier windows held. `None` when nothing needs to move
+    /// (then `self` is its own view).
+    pub fn limited(&self, max_categories: usize) -> Option<Self> {
+        let room = max_categories.saturating_sub(self.seeded);
+        let mut others: Vec<(&str, u64)> =
+            self.names[self.seeded..].iter().zip(&self.counts[self.seeded..]).filter(|(_, &c)| c > 0).map(|(n, &c)| (&**n, c)).collect();
+        if others.len() <= room {
+            return None;
+        }
+        others.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut view = Self::new(max_categories.max(self.seeded));
+        for (name, &c) in self.names[..self.seeded].iter().zip(&self.counts) {
+            view.slot(name);
+            view.add(name, c);
+        }
+        view.seeded = self.seeded;
+        for &(name, c) in &others[..room] {
+            view.add(name, c);
+        }
+        let rest: u64 = others[room..].iter().map(|e| e.1).sum::<u64>() + self.other;
+        view.other += rest;
+        view.total += rest;
+        Some(view)
+    }
+
+    /// Forgets names beyond the seeded ones whose count is zero (after
+    /// [`Sketch::unmerge`] of a pane that held them), so they no longer take
+    /// a slot under the cap.
+    pub fn drop_empty(&mut self) {
+        if self.counts[self.seeded..].iter().all(|&c| c > 0) {
+            return;
+        }
+        let mut kept = 0;
+        for i in 0..self.names.len() {
+            if i < self.seeded || self.counts[i] > 0 {
+                self.names.swap(kept, i);
+                self.counts.swap(kept, i);
+                kept += 1;
+            }
+        }
+        self.names.truncate(kept);
+        self.counts.truncate(kept);
+        self.index.clear();
+        for (i, n) in self.names.iter().enumerate() {
+            self.index.insert(n.clone(), i as u32);
+        }
     }
 
     /// The slot of a name, inserting it while under the cap.
@@ -241,9 +311,14 @@ impl Sketch for CategoryCounts {
 
 impl From<CategoryCounts> for CategoryCountsState {
     fn from(c: CategoryCounts) -> Self {
-        let mut categories: Vec<(String, u64)> = c.names.iter().zip(&c.counts).map(|(n, &k)| (n.to_string(), k)).collect();
-        categories.sort_unstable();
-        Self { max_categories: c.max_categories, categories, other: c.other }
+        let pairs = |range: std::ops::Range<usize>| {
+            let mut v: Vec<(String, u64)> = c.names[range.clone()].iter().zip(&c.counts[range]).map(|(n, &k)| (n.to_string(), k)).collect();
+            v.sort_unstable();
+            v
+        };
+        let mut categories = pairs(0..c.seeded);
+        categories.extend(pairs(c.seeded..c.names.len()));
+        Self { max_categories: c.max_categories, categories, other: c.other, seeded: c.seeded }
     }
 }
 
@@ -252,6 +327,9 @@ impl TryFrom<CategoryCountsState> for CategoryCounts {
     fn try_from(s: CategoryCountsState) -> Result<Self> {
         if s.categories.len() > s.max_categories {
             return Err(Error::CorruptSnapshot { kind: Self::KIND, reason: "more categories than the cap" });
+        }
+        if s.seeded > s.categories.len() {
+            return Err(Error::CorruptSnapshot { kind: Self::KIND, reason: "more seeded categories than categories" });
         }
         let mut c = Self::new(s.max_categories);
         for (name, count) in &s.categories {
@@ -262,6 +340,7 @@ impl TryFrom<CategoryCountsState> for CategoryCounts {
         }
         c.other = s.other;
         c.total += s.other;
+        c.seeded = s.seeded;
         Ok(c)
     }
 }
