@@ -342,6 +342,15 @@ impl WindowConfig {
         if size == 0 {
             return Err(invalid(format!("{path}.{size_key}"), if by_time { "must be at least 1ms" } else { "must be at least 1" }));
         }
+        if by_time && size > ms(MAX_DURATION) {
+            return Err(invalid(format!("{path}.duration"), "must be at most 366d"));
+        }
+        if !by_time && size > MAX_WINDOW_EVENTS {
+            return Err(invalid(format!("{path}.events"), format!("must be at most {MAX_WINDOW_EVENTS}")));
+        }
+        if self.allowed_lateness.is_some_and(|d| d.0 > MAX_DURATION) {
+            return Err(invalid(format!("{path}.allowed_lateness"), "must be at most 366d"));
+        }
         if !by_time && self.allowed_lateness.is_some() {
             return Err(invalid(format!("{path}.allowed_lateness"), "only event-time windows (`duration`) take a lateness"));
         }
@@ -538,6 +547,21 @@ impl Default for AlertingConfig {
     }
 }
 
+/// Upper bound of `engine.batch_events`.
+pub const MAX_BATCH_EVENTS: usize = 1 << 20;
+/// Upper bound of `engine.queue_batches`.
+pub const MAX_QUEUE_BATCHES: usize = 1024;
+/// Upper bound of `engine.max_event_bytes` (64 MiB).
+pub const MAX_EVENT_BYTES: usize = 64 << 20;
+/// Upper bound of `max_categories`.
+pub const MAX_CATEGORIES: usize = 10_000_000;
+/// Upper bound of `reference.baseline_events`.
+pub const MAX_BASELINE_EVENTS: u64 = 100_000_000;
+/// Upper bound of a count window's events.
+pub const MAX_WINDOW_EVENTS: u64 = 1_000_000_000;
+/// Upper bound of every duration (window, slide, lateness, cooldown): 366 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Default raw values kept for exact KS / Wasserstein.
 pub const DEFAULT_EXACT_MAX: usize = 10_000;
 /// Default histogram bins.
@@ -580,8 +604,14 @@ impl Config {
         if e.shards == Some(0) || e.shards.is_some_and(|s| s > 1024) {
             return Err(invalid("engine.shards", "must be between 1 and 1024"));
         }
-        if e.batch_events == 0 || e.queue_batches == 0 || e.max_event_bytes == 0 {
-            return Err(invalid("engine", "batch_events, queue_batches and max_event_bytes must be at least 1"));
+        for (key, value, max) in [
+            ("batch_events", e.batch_events, MAX_BATCH_EVENTS),
+            ("queue_batches", e.queue_batches, MAX_QUEUE_BATCHES),
+            ("max_event_bytes", e.max_event_bytes, MAX_EVENT_BYTES),
+        ] {
+            if value == 0 || value > max {
+                return Err(invalid(format!("engine.{key}"), format!("must be between 1 and {max} (got {value})")));
+            }
         }
         if self.input.model.is_none() && self.input.default_model.is_none() {
             return Err(invalid("input.model", "set a model path, or `default_model` for single-model input"));
@@ -631,8 +661,8 @@ impl ModelConfig {
         if r.path.is_none() && (r.sql.is_some() || r.format.is_some()) {
             return Err(invalid(format!("{at}.reference"), "`sql` and `format` apply to a `path` reference only"));
         }
-        if r.baseline_events == Some(0) {
-            return Err(invalid(format!("{at}.reference.baseline_events"), "must be at least 1"));
+        if r.baseline_events.is_some_and(|n| n == 0 || n > MAX_BASELINE_EVENTS) {
+            return Err(invalid(format!("{at}.reference.baseline_events"), format!("must be between 1 and {MAX_BASELINE_EVENTS}")));
         }
         let window = self.window.spec(&format!("{at}.window"))?;
         if self.features.is_empty() && self.prediction.is_none() {
@@ -647,8 +677,8 @@ impl ModelConfig {
             if f.max_categories.is_some() && f.kind != FeatureType::Categorical {
                 return Err(invalid(format!("{fat}.max_categories"), "only categorical features have a category cap"));
             }
-            if f.max_categories == Some(0) {
-                return Err(invalid(format!("{fat}.max_categories"), "must be at least 1"));
+            if f.max_categories.is_some_and(|m| m == 0 || m > MAX_CATEGORIES) {
+                return Err(invalid(format!("{fat}.max_categories"), format!("must be between 1 and {MAX_CATEGORIES}")));
             }
         }
         if let Some(p) = &self.prediction {
@@ -701,6 +731,9 @@ impl ModelConfig {
             }
         }
         let a = &self.alerting;
+        if a.cooldown.0 > MAX_DURATION {
+            return Err(invalid(format!("{at}.alerting.cooldown"), "must be at most 366d"));
+        }
         if a.consecutive == 0 || a.recover_after == 0 {
             return Err(invalid(format!("{at}.alerting"), "consecutive and recover_after must be at least 1"));
         }
@@ -780,14 +813,29 @@ impl DetectorConfig {
             }
         }
         let exact_max = self.exact_max.unwrap_or(DEFAULT_EXACT_MAX) as u64;
-        if let WindowSpec::Count { slide, panes } = window {
-            let size = slide * panes;
-            if size > exact_max && (self.mode == Some(KsMode::Exact) || m == Metric::Wasserstein) {
+        match window {
+            WindowSpec::Count { slide, panes } => {
+                let size = slide.saturating_mul(panes);
+                if size > exact_max && m == Metric::Wasserstein {
+                    return Err(invalid(
+                        at,
+                        format!("wasserstein needs every raw value of a window but the window ({size} events) exceeds exact_max ({exact_max}); raise exact_max or use a smaller window (wasserstein has no sketch mode)"),
+                    ));
+                }
+                if size > exact_max && self.mode == Some(KsMode::Exact) {
+                    return Err(invalid(
+                        at,
+                        format!("ks needs raw values but the window ({size} events) exceeds exact_max ({exact_max}); raise exact_max or use mode: sketch"),
+                    ));
+                }
+            }
+            WindowSpec::Time { .. } if m == Metric::Wasserstein => {
                 return Err(invalid(
                     at,
-                    format!("{} needs raw values but the window ({size} events) exceeds exact_max ({exact_max}); raise exact_max or use mode: sketch", m.as_str()),
+                    "wasserstein needs every raw value of a window, and an event-time window has no bound on its events: use a count window (tumbling or sliding `events`) of at most exact_max events, or ks (its sketch mode covers windows of any size)",
                 ));
             }
+            WindowSpec::Time { .. } => {}
         }
         Ok(())
     }

@@ -65,6 +65,7 @@ impl ColumnState {
             (ColumnState::Numeric(a), ColumnState::Numeric(b)) => a.unmerge(b)?,
             (ColumnState::Categorical { counts: a, missing: ma }, ColumnState::Categorical { counts: b, missing: mb }) => {
                 a.unmerge(b)?;
+                a.drop_empty();
                 *ma -= mb;
             }
             _ => return Err(Error::Internal("unmerging column states of different types".into())),
@@ -190,6 +191,8 @@ struct DriftState {
     breaches: u32,
     cleans: u32,
     candidate_start: i64,
+    /// Event time (ms) of the window where the candidate episode started.
+    candidate_start_ms: Option<i64>,
     episode_start: i64,
     /// Whether this episode's drift event was emitted (not suppressed by cooldown).
     announced: bool,
@@ -298,8 +301,15 @@ impl ModelState {
     fn empty_column(&self, c: &Column, r: &ColumnProfile) -> Result<ColumnState> {
         Ok(match &r.reference {
             ColumnReference::Numeric { reference } => ColumnState::Numeric(reference.new_window(&self.plan.window_sketch)?),
+            // Room for `max_categories` new names in every pane of the
+            // window, so merging panes loses none: which names the window
+            // shows is chosen at evaluation from its counts
+            // (`CategoryCounts::limited`), not by arrival order.
             ColumnReference::Categorical { counts, .. } => ColumnState::Categorical {
-                counts: CategoryCounts::with_categories(c.max_categories, counts.entries().iter().map(|e| e.0)),
+                counts: CategoryCounts::with_categories(
+                    counts.distinct().saturating_add(c.max_categories.saturating_mul(self.plan.window_panes() as usize)),
+                    counts.entries().iter().map(|e| e.0),
+                ),
                 missing: 0,
             },
         })
@@ -492,29 +502,38 @@ impl ModelState {
                 break;
             }
             let pane = self.open.remove(&id).ok_or_else(|| Error::Internal("pane vanished".into()))?;
-            // Time windows: panes without events still occupy their slot.
+            // Time windows: panes without events still occupy their slot, so
+            // every window holding events is evaluated as it slides out of
+            // the old panes and into the new one. Across a gap longer than
+            // the window, the windows in between hold only empty panes: the
+            // ring is emptied and refilled with the empty panes just before
+            // `id` instead of sliding through all of them.
             let first = self.next_pane.unwrap_or(id);
-            if id - first >= panes as i64 {
-                self.ring.clear();
-                self.running = None;
-            } else {
-                for gap in first..id {
-                    let empty = Pane {
-                        id: gap,
-                        columns: self.pane_columns()?,
-                        count: 0,
-                        min_ts: None,
-                        max_ts: None,
-                        first_index: None,
-                        last_version: None,
-                    };
-                    self.push_pane(empty, out)?;
+            let panes = panes as i64;
+            let flush_end = id.min(first.saturating_add(panes - 1));
+            for gap in first..flush_end {
+                self.push_empty_pane(gap, out)?;
+            }
+            let refill_start = id.saturating_sub(panes - 1).max(flush_end);
+            if refill_start > flush_end {
+                while let Some(old) = self.ring.pop_front() {
+                    self.recycle(old);
                 }
+                self.running = None;
+            }
+            for gap in refill_start..id {
+                self.push_empty_pane(gap, out)?;
             }
             self.push_pane(pane, out)?;
             self.next_pane = Some(id + 1);
         }
         Ok(())
+    }
+
+    fn push_empty_pane(&mut self, id: i64, out: &mut Outcome) -> Result<()> {
+        let columns = self.pane_columns()?;
+        let empty = Pane { id, columns, count: 0, min_ts: None, max_ts: None, first_index: None, last_version: None };
+        self.push_pane(empty, out)
     }
 
     fn push_pane(&mut self, pane: Pane, out: &mut Outcome) -> Result<()> {
@@ -610,59 +629,72 @@ impl ModelState {
                 continue;
             }
             let r = &reference.columns[ci].reference;
+            let column = &plan.columns[ci].name;
             match (r, state) {
                 (ColumnReference::Numeric { reference }, ColumnState::Numeric(w)) => {
-                    let ks = plan.detectors.iter().find(|d| d.metric == Metric::Ks);
-                    let ks_mode = ks.map_or(KsMode::Auto, |d| d.mode);
+                    let ks = plan.detectors.iter().enumerate().find(|(d, det)| det.metric == Metric::Ks && wanted.contains(d));
                     let which = NumericStatistics {
-                        ks_method: ks.map_or(KsMethod::Auto, |d| d.p_value_method),
-                        wasserstein: plan.detectors.iter().any(|d| d.metric == Metric::Wasserstein),
-                        exact_ks: ks_mode != KsMode::Sketch,
+                        ks: ks.is_some(),
+                        ks_method: ks.map_or(KsMethod::Auto, |(_, d)| d.p_value_method),
+                        wasserstein: wanted.iter().any(|&d| plan.detectors[d].metric == Metric::Wasserstein),
+                        exact_ks: ks.is_none_or(|(_, d)| d.mode != KsMode::Sketch),
                     };
-                    let drift = numeric_drift(reference, w, which);
+                    let drift = defined(numeric_drift(reference, w, which), &plan.name, column)?;
                     for &d in &wanted {
+                        let metric = plan.detectors[d].metric;
                         results[d][ci] = Some(match &drift {
-                            Err(_) => Computed::insufficient(),
-                            Ok(s) => match plan.detectors[d].metric {
+                            None => Computed::insufficient(),
+                            Some(s) => match metric {
                                 Metric::Psi => Computed::value(s.psi, "histogram"),
                                 Metric::JensenShannon => Computed::value(s.jensen_shannon, "histogram"),
                                 Metric::Hellinger => Computed::value(s.hellinger, "histogram"),
                                 Metric::Wasserstein => match s.wasserstein {
                                     Some(v) => Computed::value(v, "exact"),
-                                    None => Computed::insufficient(),
+                                    // Validation keeps every window within the raw store.
+                                    None => return Err(missing(&plan.name, column, metric)),
                                 },
                                 Metric::Ks => match s.ks {
-                                    KsOutcome::Exact(k) => Computed {
+                                    Some(KsOutcome::Exact(k)) => Computed {
                                         value: Some(k.statistic),
                                         p: Some(k.p_value),
                                         method: if k.method == KsMethod::Exact { "exact" } else { "asymptotic" },
                                         bound: None,
                                     },
-                                    KsOutcome::Sketch(k) => Computed {
+                                    Some(KsOutcome::Sketch(k)) => Computed {
                                         value: Some(k.statistic),
                                         p: Some(k.p_value),
                                         method: "sketch",
                                         bound: Some(k.error_bound),
                                     },
+                                    None => return Err(missing(&plan.name, column, metric)),
                                 },
-                                _ => Computed::insufficient(),
+                                Metric::Chi2 | Metric::LInfinity => return Err(missing(&plan.name, column, metric)),
                             },
                         });
                     }
                 }
                 (ColumnReference::Categorical { counts: rc, .. }, ColumnState::Categorical { counts, .. }) => {
-                    let drift = categorical_drift(rc, counts);
+                    let view = counts.limited(plan.columns[ci].max_categories);
+                    let drift = defined(categorical_drift(rc, view.as_ref().unwrap_or(counts)), &plan.name, column)?;
                     for &d in &wanted {
+                        let metric = plan.detectors[d].metric;
                         results[d][ci] = Some(match &drift {
-                            Err(_) => Computed::insufficient(),
-                            Ok(s) => match plan.detectors[d].metric {
-                                Metric::Psi => Computed::value(s.psi, "counts"),
-                                Metric::JensenShannon => Computed::value(s.jensen_shannon, "counts"),
-                                Metric::Hellinger => Computed::value(s.hellinger, "counts"),
-                                Metric::LInfinity => Computed::value(s.l_infinity, "counts"),
-                                Metric::Chi2 => Computed { value: Some(s.chi2.statistic), p: Some(s.chi2.p_value), method: "asymptotic", bound: None },
-                                _ => Computed::insufficient(),
-                            },
+                            None => Computed::insufficient(),
+                            Some(s) => {
+                                // Distances over counts carry the chi-square p-value of the same counts:
+                                // their noise gate (see `noise_gate`).
+                                let gated = |v: f64| Computed { value: Some(v), p: Some(s.chi2.p_value), method: "counts", bound: None };
+                                match metric {
+                                    Metric::Psi => gated(s.psi),
+                                    Metric::JensenShannon => gated(s.jensen_shannon),
+                                    Metric::Hellinger => gated(s.hellinger),
+                                    Metric::LInfinity => gated(s.l_infinity),
+                                    Metric::Chi2 => {
+                                        Computed { value: Some(s.chi2.statistic), p: Some(s.chi2.p_value), method: "asymptotic", bound: None }
+                                    }
+                                    Metric::Ks | Metric::Wasserstein => return Err(missing(&plan.name, column, metric)),
+                                }
+                            }
                         });
                     }
                 }
@@ -681,12 +713,13 @@ impl ModelState {
             for (ci, col) in plan.columns.iter().enumerate() {
                 let Some(c) = &results[d][ci] else { continue };
                 let p = adjusted[ci];
+                let p_threshold = det.p_value.or(noise_gate(det.metric, c));
                 let breach = c.value.is_some_and(|v| {
                     let by_stat = det.threshold.map(|t| v >= t);
-                    let by_p = det.p_value.zip(p).map(|(t, p)| p < t);
+                    let by_p = p_threshold.zip(p).map(|(t, p)| p < t);
                     match (by_stat, by_p) {
                         (Some(a), Some(b)) => a && b,
-                        (Some(a), None) => a && det.p_value.is_none(),
+                        (Some(a), None) => a && p_threshold.is_none(),
                         (None, Some(b)) => b,
                         (None, None) => false,
                     }
@@ -704,7 +737,7 @@ impl ModelState {
                     value: c.value,
                     threshold: det.threshold,
                     p_value: p,
-                    p_value_threshold: det.p_value,
+                    p_value_threshold: p_threshold,
                     window: bounds,
                     reference_rows,
                     episode_start: state.episode_start,
@@ -727,7 +760,7 @@ impl ModelState {
                     p_value: p,
                     p_value_raw: c.p,
                     threshold: det.threshold,
-                    p_value_threshold: det.p_value,
+                    p_value_threshold: p_threshold,
                     method: c.method,
                     error_bound: c.bound,
                     status: if c.value.is_some() { "ok" } else { "insufficient_data" },
@@ -810,6 +843,35 @@ impl Computed {
     }
 }
 
+/// Significance a distance over category counts (PSI, Jensen–Shannon,
+/// Hellinger, L∞ on a categorical feature) must also reach to breach: the
+/// chi-square homogeneity test of the same counts, corrected like any
+/// p-value. Plug-in distances over sparse counts are biased upward (a window
+/// of 1 000 events over 100 000 equally likely names is far from the
+/// reference by every distance, although nothing changed); the test knows
+/// the sample sizes, so a breach means the distance is both large and more
+/// than sampling noise.
+pub const CATEGORY_NOISE_P_VALUE: f64 = 0.001;
+
+fn noise_gate(metric: Metric, c: &Computed) -> Option<f64> {
+    (c.method == "counts" && metric != Metric::Chi2).then_some(CATEGORY_NOISE_P_VALUE)
+}
+
+/// A statistic's result: `None` when the window has too little data for it,
+/// an internal error (which stops the engine with its reason) for anything
+/// else, since that is a broken invariant, never `insufficient_data`.
+fn defined<T>(r: driftwatch_detectors::Result<T>, model: &str, column: &str) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(driftwatch_detectors::Error::InsufficientData { .. }) => Ok(None),
+        Err(e) => Err(Error::Internal(format!("model {model:?}, column {column:?}: {e}"))),
+    }
+}
+
+fn missing(model: &str, column: &str, metric: Metric) -> Error {
+    Error::Internal(format!("model {model:?}, column {column:?}: {} was not computed by its sketches", metric.as_str()))
+}
+
 /// Adjusts the p-values of one detector across the model's columns.
 fn correct(correction: Correction, results: &[Option<Computed>]) -> Vec<Option<f64>> {
     let raw: Vec<Option<f64>> = results.iter().map(|r| r.as_ref().and_then(|c| c.p)).collect();
@@ -849,7 +911,8 @@ fn step(state: &mut DriftState, breach: bool, defined: bool, at: i64, now_ms: Op
 /// OK → DRIFTING after `consecutive` breaching evaluations (the episode starts
 /// at the first of them); DRIFTING → OK after `recover_after` clean ones. A
 /// drift event is announced unless a previous drift event of the same key was
-/// announced less than `cooldown_ms` of event time before: then the episode is
+/// announced less than `cooldown_ms` of event time before the episode's start
+/// (the event time of its first breaching window): then the episode is
 /// tracked (state `drifting`) but neither its drift nor its resolution is sent.
 /// An evaluation without a value (insufficient data) changes nothing.
 #[allow(clippy::too_many_arguments)]
@@ -873,6 +936,7 @@ fn step_with(
         }
         if state.breaches == 0 {
             state.candidate_start = at;
+            state.candidate_start_ms = now_ms;
         }
         state.breaches += 1;
         if state.breaches < consecutive {
@@ -882,8 +946,11 @@ fn step_with(
         state.breaches = 0;
         state.cleans = 0;
         state.episode_start = state.candidate_start;
-        let cooling = match (state.last_announced_ms, now_ms) {
-            (Some(last), Some(now)) => cooldown_ms > 0 && now - last < cooldown_ms,
+        // The cooldown is measured from the last announced drift event to
+        // this episode's start (its first breaching window), not to its
+        // detection `consecutive` windows later.
+        let cooling = match (state.last_announced_ms, state.candidate_start_ms) {
+            (Some(last), Some(start)) => cooldown_ms > 0 && start.saturating_sub(last) < cooldown_ms,
             _ => false,
         };
         state.announced = !cooling;
@@ -959,6 +1026,31 @@ mod tests {
             run(&mut s, true, t);
         }
         assert_eq!(run(&mut s, true, 202), Transition::Drift);
+    }
+
+    #[test]
+    fn cooldown_is_measured_to_the_episode_start_not_its_detection() {
+        // Cooldown 100 ms, 3 breaches to detect; the first episode is announced at t = 6.
+        let run = |s: &mut DriftState, breach: bool, t: i64| step_with(s, breach, true, t, Some(t), 3, 1, 100);
+        let announced_at_6 = || {
+            let mut s = DriftState::default();
+            for t in 4..6 {
+                run(&mut s, true, t);
+            }
+            assert_eq!(run(&mut s, true, 6), Transition::Drift);
+            assert_eq!(run(&mut s, false, 7), Transition::Resolved);
+            s
+        };
+        // Starting 99 ms after it and detected 101 ms after it: inside the cooldown.
+        let mut s = announced_at_6();
+        assert_eq!(run(&mut s, true, 105), Transition::None);
+        assert_eq!(run(&mut s, true, 106), Transition::None);
+        assert_eq!(run(&mut s, true, 107), Transition::Suppressed);
+        // Starting exactly 100 ms after it: announced.
+        let mut s = announced_at_6();
+        assert_eq!(run(&mut s, true, 106), Transition::None);
+        assert_eq!(run(&mut s, true, 107), Transition::None);
+        assert_eq!(run(&mut s, true, 108), Transition::Drift);
     }
 
     #[test]

@@ -13,7 +13,6 @@ use driftwatch_engine::generate::{GenerateArgs, Generator};
 use driftwatch_engine::live::{self, RunOptions};
 use driftwatch_engine::model::{build_references, Plan, Profile, PROFILE_VERSION};
 use driftwatch_engine::pipeline::{create_output, replay, Outputs};
-use driftwatch_engine::source::{self, TableSource};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -105,22 +104,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate { config } => {
             let c = Config::from_file(&config)?;
             let plan = Plan::new(&c)?;
-            for (m, mp) in c.models.iter().zip(&plan.models) {
-                if let Some(path) = &m.reference.path {
-                    let src = TableSource { path: path.clone(), format: m.reference.format, sql: m.reference.sql.clone() };
-                    source::check_columns(&src, &mp.column_requests())
-                        .with_context(|| format!("models[{}] ({}) reference", plan.by_name[&m.name], m.name))?;
-                }
-                if let Some(path) = &m.reference.profile {
-                    let p = Profile::load(path)?;
-                    let mp_profile = p
-                        .models
-                        .iter()
-                        .find(|x| x.name == m.name)
-                        .with_context(|| format!("profile {} has no model {:?}", path.display(), m.name))?;
-                    mp.check_profile(mp_profile)?;
-                }
-            }
+            // Everything replay and run refuse at startup: the references are
+            // read and built (a column without a finite value, a profile that
+            // does not fit), not only their schemas checked.
+            build_references(&c, &plan)?;
             println!("{}: ok ({} model{})", config.display(), c.models.len(), if c.models.len() == 1 { "" } else { "s" });
             Ok(())
         }

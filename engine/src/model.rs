@@ -219,10 +219,18 @@ impl ModelPlan {
             let reference = match (c.kind, data) {
                 (FeatureType::Numeric, ColumnData::Numeric(values)) => {
                     let finite: Vec<f64> = values.iter().flatten().copied().filter(|x| x.is_finite()).collect();
-                    let edges = BinEdges::from_reference(&finite, self.reference_sketch.bins).map_err(|_| Error::Reference {
+                    let mut edges = BinEdges::from_reference(&finite, self.reference_sketch.bins).map_err(|_| Error::Reference {
                         model: self.name.clone(),
                         message: format!("column {:?} has no finite values", c.name),
                     })?;
+                    if let [point] = edges.edges() {
+                        // Every quantile is one value (a constant reference):
+                        // numpy's edges leave the one bin `x <= point`, so
+                        // values below the point would share its bin and a
+                        // shift down would go unseen. An edge just below it
+                        // gives the point a bin of its own.
+                        edges = BinEdges::new(vec![point.next_down(), *point])?;
+                    }
                     let mut w = NumericWindow::new(edges, &self.reference_sketch)?;
                     w.update_all(&values);
                     w.exact.sort();
