@@ -1,4 +1,5 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 mod detectors;
 mod engine;
+mod hardening;
 mod live;
