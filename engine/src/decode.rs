@@ -42,6 +42,11 @@
 //!   reads [`SlotValue::Other`].
 //! - JSON `null` in the model, model version, prediction id or timestamp is
 //!   the same as the field being absent.
+//! - An object on the way to a configured path (`features` for
+//!   `features.amount`) that holds anything else — a string, number, boolean,
+//!   array or `null` — refuses the event ([`DecodeError::NotAnObjectAt`],
+//!   reason `wrong_type`): none of the fields below it can be read. Absent, it
+//!   is fine (every field below is missing).
 //! - Feature slots are not type-checked here: the engine decides per feature
 //!   type from the [`SlotValue`].
 //! - Integers become `f64` in [`SlotValue::Number`] (exact up to 2^53);
@@ -88,6 +93,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 // ---------------------------------------------------------------------------
 // Specification and compiled decoder
@@ -219,6 +225,9 @@ struct Node {
     /// Where this level's key predictions start in [`DecodedEvent::hints`]:
     /// one per key, plus one for the object's start.
     hint_base: usize,
+    /// The dot-separated path of this level's object (empty for the event
+    /// itself), for [`DecodeError::NotAnObjectAt`].
+    path: Arc<str>,
 }
 
 /// A key and its fingerprint. For keys of at most 16 bytes the fingerprint
@@ -332,6 +341,7 @@ impl Default for Node {
             keys: Vec::new(),
             entries: Vec::new(),
             hint_base: 0,
+            path: Arc::from(""),
         }
     }
 }
@@ -542,7 +552,11 @@ fn insert(nodes: &mut Vec<Node>, path: &[String], target: Target) -> Result<(), 
             Some(child) => child as usize,
             None => {
                 let child = nodes.len();
-                nodes.push(Node::default());
+                let path = match &*nodes[node].path {
+                    "" => segment.clone(),
+                    parent => format!("{parent}.{segment}"),
+                };
+                nodes.push(Node { path: Arc::from(path), ..Node::default() });
                 // Fewer nodes than path segments, which fit in memory.
                 nodes[node].entries[i].child = Some(child as u32);
                 child
@@ -832,6 +846,16 @@ pub enum DecodeError {
         /// What was there instead.
         found: JsonType,
     },
+    /// An object on the path to a configured field (`features` in
+    /// `features.amount`) holds another JSON type, `null` included: none of
+    /// the fields below it can be read.
+    #[error("{path}: expected an object, found {found}")]
+    NotAnObjectAt {
+        /// The object's dot-separated path, as configured.
+        path: Arc<str>,
+        /// What was there instead.
+        found: JsonType,
+    },
 }
 
 impl DecodeError {
@@ -844,7 +868,7 @@ impl DecodeError {
             }
             DecodeError::NotAnObject { .. } => DecodeReason::NotAnObject,
             DecodeError::BadTimestamp { .. } => DecodeReason::BadTimestamp,
-            DecodeError::WrongType { .. } => DecodeReason::WrongType,
+            DecodeError::WrongType { .. } | DecodeError::NotAnObjectAt { .. } => DecodeReason::WrongType,
         }
     }
 }
@@ -860,7 +884,8 @@ pub enum DecodeReason {
     NotAnObject,
     /// A timestamp that is neither RFC 3339 nor a finite number.
     BadTimestamp,
-    /// A model, model version or prediction id of the wrong type.
+    /// A model, model version or prediction id of the wrong type, or an
+    /// object on a configured path that is not an object.
     WrongType,
 }
 
@@ -1256,9 +1281,13 @@ impl<'a> Cx<'_, 'a, '_> {
                     }
                 }
                 Some(entry) => {
+                    let first = self.peek();
                     let val = self.value(entry.child, entry.leaf.is_some(), depth)?;
-                    if let Some(target) = entry.leaf {
-                        self.apply(target, val);
+                    match entry.leaf {
+                        Some(target) => self.apply(target, val),
+                        // Only on the way to deeper paths: it must be an object.
+                        None if !matches!(val, Val::Object) => self.not_an_object(entry.child, first),
+                        None => {}
                     }
                 }
                 None => {
@@ -1679,6 +1708,26 @@ impl<'a> Cx<'_, 'a, '_> {
         if let Err(error) = self.fill(target, val) {
             self.invalid = Some(error);
         }
+    }
+
+    /// A value that is not an object where trie level `child` expects one
+    /// (`first`: its first byte, which tells its type): kept like an
+    /// unusable value. Rare, so out of line.
+    #[cold]
+    #[inline(never)]
+    fn not_an_object(&mut self, child: Option<u32>, first: Option<u8>) {
+        if self.invalid.is_some() {
+            return;
+        }
+        let found = match first {
+            Some(b'"') => JsonType::String,
+            Some(b'[') => JsonType::Array,
+            Some(b't' | b'f') => JsonType::Bool,
+            Some(b'n') => JsonType::Null,
+            _ => JsonType::Number,
+        };
+        let path = child.and_then(|c| self.trie.get(c as usize)).map_or_else(|| Arc::from(""), |n| Arc::clone(&n.path));
+        self.invalid = Some(DecodeError::NotAnObjectAt { path, found });
     }
 
     #[inline]
@@ -2184,11 +2233,53 @@ mod tests {
                 SlotValue::Missing
             ]
         );
-        // A scalar where an object is expected: everything below is missing.
-        let out = decode_with(&default_spec(), r#"{"features":5}"#).unwrap();
-        assert_eq!(out.values[0], SlotValue::Missing);
+        // No `features` at all: everything below is missing.
         let out = decode_with(&default_spec(), "{}").unwrap();
         assert!(out.values.iter().all(|v| *v == SlotValue::Missing));
+        let out = decode_with(&default_spec(), r#"{"features":{}}"#).unwrap();
+        assert!(out.values.iter().all(|v| *v == SlotValue::Missing));
+    }
+
+    /// Regression: `features` (or any object on the way to a configured
+    /// path) of another type, `null` included, read as every feature missing
+    /// and was used; it refuses the event as `wrong_type`, naming the path.
+    #[test]
+    fn features_that_is_not_an_object_is_a_wrong_type_dead_letter() {
+        for (value, found) in [
+            ("5", JsonType::Number),
+            ("-0.5", JsonType::Number),
+            (r#""x""#, JsonType::String),
+            ("[1,{}]", JsonType::Array),
+            ("[]", JsonType::Array),
+            ("true", JsonType::Bool),
+            ("false", JsonType::Bool),
+            ("null", JsonType::Null),
+        ] {
+            for json in [
+                format!(r#"{{"model":"fraud","features":{value},"score":0.5}}"#),
+                format!(r#"{{"features" : {value} }}"#),
+            ] {
+                let err = decode_with(&default_spec(), &json).unwrap_err();
+                assert_eq!(err.reason(), DecodeReason::WrongType, "{json}");
+                assert!(
+                    matches!(&err, DecodeError::NotAnObjectAt { path, found: f } if &**path == "features" && *f == found),
+                    "{json}: {err:?}"
+                );
+                assert_eq!(err.to_string(), format!("features: expected an object, found {found}"));
+            }
+        }
+        // Deeper levels name their whole path; malformed JSON later still wins.
+        let err = decode_with(&rich_spec(), r#"{"extra":{"x":"y"}}"#).unwrap_err();
+        assert_eq!(err.to_string(), "extra.x: expected an object, found string");
+        let err = decode_with(&rich_spec(), r#"{"extra":7}"#).unwrap_err();
+        assert_eq!(err.to_string(), "extra: expected an object, found number");
+        assert_eq!(reason(&default_spec(), r#"{"features":5,"x":}"#), DecodeReason::MalformedJson);
+        // A path that is also a field itself reads the value (no error).
+        let spec = DecoderSpec { slots: vec![p(&["meta"]), p(&["meta", "x"])], ..default_spec() };
+        let out = decode_with(&spec, r#"{"meta":5}"#).unwrap();
+        assert_eq!(out.values, [SlotValue::Number(5.0), SlotValue::Missing]);
+        // Unconfigured keys may hold anything.
+        assert!(decode_with(&default_spec(), r#"{"other":{"features":5},"x":null}"#).is_ok());
     }
 
     #[test]
