@@ -178,7 +178,13 @@ impl BatchPool {
 }
 
 /// An event the engine could not fully use, with the reason.
-#[derive(Debug, Clone, Serialize)]
+///
+/// Written as one JSON object: `line`, `reason`, `detail`, `payload`,
+/// `partially_used`. The payload is the original bytes as text when they are
+/// UTF-8; otherwise it is their standard base64 (RFC 4648, padded) and
+/// `"payload_encoding": "base64"` follows it, so nothing of the input is
+/// lost (the Kafka dead-letter topic gets the raw bytes as its payload).
+#[derive(Debug, Clone)]
 pub struct DeadLetter {
     /// 1-based line (or row) number in the input.
     pub line: u64,
@@ -186,18 +192,33 @@ pub struct DeadLetter {
     pub reason: &'static str,
     /// A short description (never the payload).
     pub detail: String,
-    /// The original payload (written as lossy UTF-8; oversize payloads cut at the limit).
-    #[serde(serialize_with = "lossy_utf8")]
+    /// The original payload (oversize payloads cut at the limit).
     pub payload: Vec<u8>,
-    /// Kafka: the partition slot and offset of the message.
-    #[serde(skip)]
+    /// Kafka: the partition slot and offset of the message (not serialized).
     pub position: Option<(u32, i64)>,
     /// Whether the rest of the event was still used (`wrong_type` on one feature).
     pub partially_used: bool,
 }
 
-fn lossy_utf8<S: serde::Serializer>(bytes: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&String::from_utf8_lossy(bytes))
+impl Serialize for DeadLetter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        use serde::ser::SerializeStruct as _;
+        let text = std::str::from_utf8(&self.payload).ok();
+        let mut out = s.serialize_struct("DeadLetter", if text.is_some() { 5 } else { 6 })?;
+        out.serialize_field("line", &self.line)?;
+        out.serialize_field("reason", self.reason)?;
+        out.serialize_field("detail", &self.detail)?;
+        match text {
+            Some(text) => out.serialize_field("payload", text)?,
+            None => {
+                out.serialize_field("payload", &base64::engine::general_purpose::STANDARD.encode(&self.payload))?;
+                out.serialize_field("payload_encoding", "base64")?;
+            }
+        }
+        out.serialize_field("partially_used", &self.partially_used)?;
+        out.end()
+    }
 }
 
 /// A decoded batch, as a shard hands it to the window stage.
@@ -214,8 +235,11 @@ pub(crate) struct Decoded {
 /// What a replay did.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
-    /// Input lines (events) read.
+    /// Events read: JSONL lines that are not blank, CSV or Parquet rows.
     pub events_read: u64,
+    /// Blank or whitespace-only JSONL lines: skipped, not events (they still
+    /// count for the line numbers of dead letters).
+    pub blank_lines: u64,
     /// Events applied to a model (windows or baseline).
     pub events_applied: u64,
     /// Dead letters per reason.
@@ -455,7 +479,7 @@ fn number_category(x: f64) -> String {
 /// Reads JSONL into batches; a line longer than `max` is cut there, the
 /// rest skipped, and the event marked oversize (bounded memory whatever the
 /// input).
-fn read_jsonl(path: &Path, pool: &BatchPool, max: usize, send: impl FnMut(Batch) -> Result<()>) -> Result<u64> {
+fn read_jsonl(path: &Path, pool: &BatchPool, max: usize, send: impl FnMut(Batch) -> Result<()>) -> Result<Lines> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     cut_lines(file, path, pool, max, READ_BYTES, send)
 }
@@ -475,17 +499,18 @@ const GAP_BYTES: usize = 64 << 10;
 /// per event (plus a thirty-second, within `reads`), so the carried rest
 /// stays small.
 ///
-/// Lines end at `\n`, a trailing `\r` is dropped, and blank lines are counted
-/// (for line numbers) but are not events. A line over `max` bytes keeps its
+/// Lines end at `\n`, a trailing `\r` is dropped, and blank (empty or
+/// whitespace-only) lines are counted, apart, and for line numbers, but are
+/// not events. A line over `max` bytes keeps its
 /// first `max + 1` bytes while the rest is read and dropped; it becomes an
 /// oversize event cut at `max`. Bytes between a batch's events (line breaks,
 /// blank lines, the dropped rest of an oversize line) are compacted away once
 /// they outweigh the events (and [`GAP_BYTES`]), so a batch holds at most
 /// about `batch_events × max` bytes plus one read, whatever the input.
-fn cut_lines(mut input: impl Read, path: &Path, pool: &BatchPool, max: usize, reads: (usize, usize), mut send: impl FnMut(Batch) -> Result<()>) -> Result<u64> {
+fn cut_lines(mut input: impl Read, path: &Path, pool: &BatchPool, max: usize, reads: (usize, usize), mut send: impl FnMut(Batch) -> Result<()>) -> Result<Lines> {
     let batch_events = pool.events.max(1);
     let limit = max.saturating_add(1);
-    let (mut seq, mut lines) = (0u64, 0u64);
+    let (mut seq, mut lines, mut blank) = (0u64, 0u64, 0u64);
     let mut batch = pool.take(seq);
     // `batch.data[start..batch.filled]` is input not cut into lines yet, of
     // which `start..pos` holds no line break: the line in progress, after
@@ -499,7 +524,10 @@ fn cut_lines(mut input: impl Read, path: &Path, pool: &BatchPool, max: usize, re
             let Some(i) = memchr::memchr(b'\n', &batch.data[pos..batch.filled]) else { break };
             let end = pos + i;
             lines += 1;
-            kept += end_line(&mut batch, start, end, skipped, max, lines);
+            match end_line(&mut batch, start, end, skipped, max, lines) {
+                Some(bytes) => kept += bytes,
+                None => blank += 1,
+            }
             taken += end + 1 - start;
             (start, pos, skipped) = (end + 1, end + 1, 0);
         }
@@ -534,32 +562,61 @@ fn cut_lines(mut input: impl Read, path: &Path, pool: &BatchPool, max: usize, re
     if batch.filled > start || skipped > 0 {
         lines += 1;
         let end = batch.filled;
-        end_line(&mut batch, start, end, skipped, max, lines);
+        if end_line(&mut batch, start, end, skipped, max, lines).is_none() {
+            blank += 1;
+        }
     }
     if batch.len() > 0 {
         send(batch)?;
     }
-    Ok(lines)
+    Ok(Lines { lines, blank })
+}
+
+/// What the reader read: lines (or rows) in all, and how many were blank.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Lines {
+    lines: u64,
+    blank: u64,
 }
 
 /// Ends line `number`, `batch.data[start..end]` and `skipped` bytes dropped
 /// after it: a blank line is left out, an oversize one is cut at `max` and
-/// marked. Returns the bytes the batch keeps of it.
-fn end_line(batch: &mut Batch, start: usize, end: usize, skipped: usize, max: usize, number: u64) -> usize {
+/// marked. Returns the bytes the batch keeps of it, `None` for a blank line.
+fn end_line(batch: &mut Batch, start: usize, end: usize, skipped: usize, max: usize, number: u64) -> Option<usize> {
     let total = end - start + skipped;
     let mut stop = end;
     if stop > start && batch.data[stop - 1] == b'\r' {
         stop -= 1;
     }
     if total <= max && batch.data[start..stop].iter().all(u8::is_ascii_whitespace) {
-        return 0;
+        return None;
     }
     if total > max {
         batch.oversize.push((batch.len(), total));
         stop = stop.min(start + max);
     }
     batch.add(start, stop, number);
-    stop - start
+    Some(stop - start)
+}
+
+/// How replay types CSV columns: a flat path (one key) read by a numeric
+/// feature, or the timestamp, as numbers cell by cell; the model and its
+/// version as text; the rest as inferred from the file (as the reference is).
+fn csv_types(plan: &Plan) -> source::CsvTypes {
+    let flat = |path: &[String]| match path {
+        [key] => Some(key.clone()),
+        _ => None,
+    };
+    let spec = &plan.decoder;
+    let mut types = source::CsvTypes::default();
+    for m in &plan.models {
+        for c in m.columns.iter().filter(|c| c.kind == FeatureType::Numeric) {
+            types.numeric.extend(spec.slots.get(c.slot).and_then(|p| flat(p)));
+        }
+    }
+    types.numeric.extend(spec.timestamp.as_deref().and_then(flat));
+    types.text.extend([&spec.model, &spec.model_version].into_iter().flatten().filter_map(|p| flat(p)));
+    types
 }
 
 /// Input file kinds replay reads.
@@ -585,9 +642,10 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
     let Shards { senders: shard_txs, done: done_rx, pool, rows: rows_pool, handles, .. } = Shards::start(shard_count, config, &plan, &decoder)?;
 
     let input_path: PathBuf = input.to_owned();
+    let csv_types = csv_types(&plan);
     let reader = std::thread::Builder::new()
         .name("driftwatch-reader".into())
-        .spawn(move || -> Result<u64> {
+        .spawn(move || -> Result<Lines> {
             let send = |b: Batch| {
                 let shard = (b.seq % shard_txs.len() as u64) as usize;
                 shard_txs[shard].send(b).map_err(|_| Error::Internal("shard stopped".into()))
@@ -597,7 +655,7 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
                 FileFormat::Csv | FileFormat::Parquet => {
                     let (mut seq, mut lines) = (0u64, 0u64);
                     let mut batch = pool.take(0);
-                    source::for_each_json_row(&input_path, format, |row: &[u8]| -> Result<()> {
+                    let blank = source::for_each_json_row_typed(&input_path, format, &csv_types, |row: &[u8]| -> Result<()> {
                         lines += 1;
                         if row.len() > max {
                             batch.oversize.push((batch.len(), row.len()));
@@ -614,7 +672,8 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
                     if batch.len() > 0 {
                         send(batch)?;
                     }
-                    Ok(lines)
+                    // Rows are numbered as rows: the CSV reader skips empty lines.
+                    Ok(Lines { lines: lines + blank, blank })
                 }
             }
         })
@@ -644,7 +703,9 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
         h.join().map_err(|_| Error::Internal("shard thread panicked".into()))?;
     }
     result?;
-    report.events_read = lines?;
+    let Lines { lines, blank } = lines?;
+    report.events_read = lines - blank;
+    report.blank_lines = blank;
     for m in &mut models {
         m.finish(&mut outcome)?;
     }
@@ -729,30 +790,31 @@ mod tests {
     /// (line number, bytes, original length if oversize) of an event.
     type Event = (u64, Vec<u8>, Option<usize>);
 
-    /// The events, by
+    /// The events and the number of blank lines, by
     /// the rules `cut_lines` documents, written the plain way.
-    fn expected(input: &[u8], max: usize) -> Vec<Event> {
+    fn expected(input: &[u8], max: usize) -> (Vec<Event>, u64) {
         let mut parts: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
         if parts.last().is_some_and(|p| p.is_empty()) {
             parts.pop();
         }
-        let mut out = Vec::new();
+        let (mut out, mut blank) = (Vec::new(), 0);
         for (i, part) in parts.into_iter().enumerate() {
             let total = part.len();
             let line = part.strip_suffix(b"\r").unwrap_or(part);
             if total <= max && line.iter().all(u8::is_ascii_whitespace) {
+                blank += 1;
                 continue;
             }
             let cut = &line[..line.len().min(max)];
             out.push((i as u64 + 1, cut.to_vec(), (total > max).then_some(total)));
         }
-        out
+        (out, blank)
     }
 
     /// Runs `cut_lines` with batches recycled through the pool (so stale
     /// bytes of earlier batches are in the buffers), returning the events,
     /// the line count, and the largest buffer a batch had.
-    fn cut(input: &[u8], max: usize, events: usize, reads: (usize, usize), seed: u64, most: usize) -> (Vec<Event>, u64, usize) {
+    fn cut(input: &[u8], max: usize, events: usize, reads: (usize, usize), seed: u64, most: usize) -> (Vec<Event>, Lines, usize) {
         let pool = BatchPool::new(4, events);
         let mut got = Vec::new();
         let (mut next_seq, mut biggest, mut last_was_short) = (0u64, 0usize, false);
@@ -860,11 +922,13 @@ models:
             let events = 1 + next() % 9;
             let reads = (1 + next() % 32, 32 + next() % 256);
             let (got, lines, _) = cut(&input, max, events, reads, case as u64, 1 + next() % 300);
-            let want = expected(&input, max);
+            let (want, blank) = expected(&input, max);
             assert_eq!(got, want, "case {case}: {:?}", String::from_utf8_lossy(&input));
             let breaks = input.iter().filter(|&&b| b == b'\n').count() as u64;
             let unterminated = u64::from(!input.is_empty() && input.last() != Some(&b'\n'));
-            assert_eq!(lines, breaks + unterminated, "case {case}");
+            assert_eq!(lines.lines, breaks + unterminated, "case {case}");
+            assert_eq!(lines.blank, blank, "case {case}");
+            assert_eq!(lines.lines - lines.blank, got.len() as u64, "case {case}: every line is an event or blank");
         }
     }
 
@@ -881,9 +945,71 @@ models:
         assert_eq!(got.len(), 21);
         assert_eq!(got[0], ((1 << 20) + 1, vec![b'x'; 100], Some(50_000)));
         assert_eq!(got[20].1, b"{}");
-        assert_eq!(lines, (1 << 20) + 21);
+        assert_eq!(lines, Lines { lines: (1 << 20) + 21, blank: 1 << 20 });
         // Events of at most `max` bytes, the gaps compacted once they
         // outweigh them and `GAP_BYTES`, one read and one line in progress.
         assert!(biggest <= 2 * events * (max + 1) + GAP_BYTES + 2 * reads.1 + max + 1, "{biggest} bytes");
+    }
+    /// Regression: blank and whitespace-only lines (also `\r` alone and an
+    /// unterminated last one) were counted as events read; they are counted
+    /// apart, and line numbers still count them.
+    #[test]
+    fn blank_lines_are_counted_apart_from_events() {
+        let input = b"\n{\"a\":1}\n \t \n\r\n{\"a\":2}\r\n\n   ";
+        for most in [1, 3, 64] {
+            let (got, lines, _) = cut(input, 100, 2, (1, 64), 3, most);
+            assert_eq!(lines, Lines { lines: 7, blank: 5 }, "reads of at most {most}");
+            let numbers: Vec<u64> = got.iter().map(|e| e.0).collect();
+            assert_eq!(numbers, [2, 5]);
+        }
+    }
+
+    /// An empty Kafka message (a tombstone's missing payload reads as empty
+    /// too) is a message the producer sent: a `malformed_json` dead letter
+    /// with its offset, not a blank line, so it reaches the dead-letter topic.
+    #[test]
+    fn an_empty_kafka_message_is_a_malformed_json_dead_letter() {
+        let config = Config::from_yaml(
+            "models:\n  - name: a\n    reference: { baseline_events: 10 }\n    window: { type: tumbling, events: 10 }\n    features:\n      - { name: x, type: numeric }\n    detectors:\n      - { metric: psi, threshold: 0.2 }\n",
+        )
+        .unwrap();
+        let plan = Plan::new(&config).unwrap();
+        let decoder = Decoder::new(&plan.decoder).unwrap();
+        let pool = BatchPool::new(1, 4);
+        let mut batch = pool.take(0);
+        batch.push_message(b"", 0, 41, 100);
+        batch.push_message(b"  ", 0, 42, 100);
+        let rows = RowsPool::new(plan.models.len(), 2);
+        let decoded = decode_batch(&batch, &decoder, &plan, &rows, &mut ShardScratch::default());
+        let dead: Vec<(&str, Option<(u32, i64)>)> = decoded.dead.iter().map(|d| (d.reason, d.position)).collect();
+        assert_eq!(dead, [("malformed_json", Some((0, 41))), ("malformed_json", Some((0, 42)))]);
+    }
+
+    /// Regression: a payload that is not UTF-8 was written with U+FFFD in
+    /// place of its bytes; it is written as base64, marked, and decodes back
+    /// to the same bytes. UTF-8 payloads are written as text, unmarked.
+    #[test]
+    fn invalid_utf8_dead_letters_keep_their_bytes() {
+        use base64::Engine as _;
+        let letter = |payload: &[u8]| DeadLetter {
+            line: 3,
+            reason: "malformed_json",
+            detail: "event is not valid UTF-8 (at byte 7)".into(),
+            payload: payload.to_vec(),
+            position: None,
+            partially_used: false,
+        };
+        let bytes = b"{\"x\":\"\xff\xfe\xc3\"}\x80";
+        let json: serde_json::Value = serde_json::to_value(letter(bytes)).unwrap();
+        assert_eq!(json["payload_encoding"], "base64");
+        let back = base64::engine::general_purpose::STANDARD.decode(json["payload"].as_str().unwrap()).unwrap();
+        assert_eq!(back, bytes);
+        assert_eq!(json["line"], 3);
+        assert_eq!(json["partially_used"], false);
+        let text = serde_json::to_string(&letter("{\"x\":\"é\"}".as_bytes())).unwrap();
+        assert_eq!(
+            text,
+            r#"{"line":3,"reason":"malformed_json","detail":"event is not valid UTF-8 (at byte 7)","payload":"{\"x\":\"é\"}","partially_used":false}"#
+        );
     }
 }

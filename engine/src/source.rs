@@ -13,12 +13,14 @@
 //!
 //! ```text
 //! file ──▶ DataFusion (SQL, projection) ──▶ Arrow batches ──▶ cast ──▶ TableColumns
-//! file ──▶ Arrow CSV / Parquet reader ──▶ Arrow JSON writer ──▶ one JSON object per row
+//! file ──▶ Parquet reader ──▶ Arrow JSON writer ──▶ one JSON object per row
+//! file ──▶ Arrow CSV reader (every column as text) ──▶ each cell typed ──▶ one JSON object per row
 //! ```
 //!
 //! All functions are synchronous; DataFusion runs on a private current-thread
 //! tokio runtime, so they must not be called from inside an async context.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::future::Future;
@@ -26,7 +28,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use datafusion::arrow::error::ArrowError;
@@ -141,6 +143,24 @@ pub enum SourceError {
         expected: ColumnKind,
         /// The column's Arrow type after the SQL query.
         found: DataType,
+    },
+
+    /// A CSV column requested as numeric holds a cell that is not a number
+    /// (so type inference over the whole file read the column as text).
+    #[error(
+        "column `{column}` in csv file {} is requested as numeric, but row {row} (after the header) \
+         holds {value:?}, which is not a number; fix or empty that cell",
+        .path.display()
+    )]
+    NotANumber {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// 1-based row of the first such cell, the header not counted.
+        row: u64,
+        /// The cell (at most 40 characters of it).
+        value: String,
     },
 
     /// A column passed the type check but converting its values failed.
@@ -435,7 +455,8 @@ pub struct TableColumns {
 pub fn read_columns(source: &TableSource, request: &[ColumnRequest]) -> Result<TableColumns> {
     check_file(&source.path)?;
     let format = source.resolved_format()?;
-    let (rows, batches, positions) = block_on(query_columns(source, format, request))??;
+    let (rows, batches, positions) = block_on(query_columns(source, format, request))?
+        .map_err(|e| explain_csv_type(e, format))?;
 
     let mut columns: Vec<ColumnData> = request.iter().map(|r| ColumnData::empty(r.kind)).collect();
     for batch in batches {
@@ -458,7 +479,172 @@ pub fn read_columns(source: &TableSource, request: &[ColumnRequest]) -> Result<T
 pub fn check_columns(source: &TableSource, request: &[ColumnRequest]) -> Result<()> {
     check_file(&source.path)?;
     let format = source.resolved_format()?;
-    block_on(check_schema(source, format, request))?
+    block_on(check_schema(source, format, request))?.map_err(|e| explain_csv_type(e, format))
+}
+
+/// A CSV column requested as numeric that type inference read as text holds
+/// a cell that is not a number: names the first one (row and value) instead
+/// of only the column's type, when the column is in the file itself (not
+/// made by the SQL query).
+fn explain_csv_type(error: SourceError, format: FileFormat) -> SourceError {
+    let SourceError::IncompatibleType {
+        path,
+        column,
+        expected: ColumnKind::Numeric,
+        found,
+        ..
+    } = &error
+    else {
+        return error;
+    };
+    if format != FileFormat::Csv
+        || !matches!(
+            found,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
+    {
+        return error;
+    }
+    match first_non_number(path, column) {
+        Some((row, value)) => SourceError::NotANumber {
+            path: path.clone(),
+            column: column.clone(),
+            row,
+            value: value.chars().take(40).collect(),
+        },
+        None => error,
+    }
+}
+
+/// The first non-empty cell of CSV column `column` that is not a number, if
+/// the file has that column and other cells of it are numbers (a column of
+/// text is just of the wrong type; any read error: `None`, the caller keeps
+/// its own error).
+fn first_non_number(path: &Path, column: &str) -> Option<(u64, String)> {
+    use datafusion::arrow::csv::reader::{Format, ReaderBuilder};
+    let format = Format::default().with_header(true);
+    let (schema, _) = format.infer_schema(File::open(path).ok()?, Some(0)).ok()?;
+    let index = schema.fields().iter().position(|f| f.name() == column)?;
+    let reader = ReaderBuilder::new(Arc::new(text_schema(&schema)))
+        .with_format(format)
+        .with_projection(vec![index])
+        .build(File::open(path).ok()?)
+        .ok()?;
+    let (mut row, mut numbers, mut first) = (0u64, false, None);
+    for batch in reader {
+        let batch = batch.ok()?;
+        for cell in batch.column(0).as_string_opt::<i32>()?.iter() {
+            row += 1;
+            if let Some(cell) = cell.filter(|c| !c.is_empty()) {
+                if csv_number(cell).is_some() {
+                    numbers = true;
+                } else if first.is_none() {
+                    first = Some((row, cell.to_owned()));
+                }
+            }
+            if numbers && first.is_some() {
+                return first;
+            }
+        }
+    }
+    None
+}
+
+/// `schema` with every field as nullable `Utf8`.
+fn text_schema(schema: &Schema) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// How a replay types the cells of CSV columns. A column in neither set keeps
+/// the type Arrow infers from the whole file (numbers, booleans, else text),
+/// as the reference read through DataFusion does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsvTypes {
+    /// Columns read cell by cell as numbers: a cell that is a finite number
+    /// becomes a JSON number, any other a JSON string (so only its own row's
+    /// value is refused, as a wrong type, whatever the other rows hold).
+    pub numeric: HashSet<String>,
+    /// Columns read as text, whatever their cells look like.
+    pub text: HashSet<String>,
+}
+
+/// How one CSV column's cells are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CellType {
+    Number,
+    Bool,
+    Text,
+}
+
+/// A CSV cell as a number: an integer (`-?digits`), or a decimal the
+/// standard library parses (`1.5`, `.5`, `5.`, `1e-3`, `+2`) that is finite;
+/// `None` for anything else (`oops`, `NaN`, `inf`, `1e400`, ` 1`).
+fn csv_number(cell: &str) -> Option<CsvNumber> {
+    let bytes = cell.as_bytes();
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+        if let Ok(n) = cell.parse::<i64>() {
+            return Some(CsvNumber::Integer(n));
+        }
+    }
+    let plain = bytes
+        .iter()
+        .all(|b| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'));
+    if !plain || !bytes.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    cell.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .map(CsvNumber::Float)
+}
+
+/// A CSV cell that is a number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CsvNumber {
+    /// Exact, so that integer ids of any size within `i64` stay exact.
+    Integer(i64),
+    Float(f64),
+}
+
+/// Writes one CSV row as a JSON object (empty cells omitted) into `out`.
+fn write_csv_row(
+    out: &mut Vec<u8>,
+    keys: &[Vec<u8>],
+    types: &[CellType],
+    cells: &[Option<&str>],
+) -> Result<(), serde_json::Error> {
+    out.push(b'{');
+    let mut first = true;
+    for ((key, &ty), cell) in keys.iter().zip(types).zip(cells) {
+        let Some(cell) = cell.filter(|c| !c.is_empty()) else {
+            continue;
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(key);
+        out.push(b':');
+        match ty {
+            CellType::Number => match csv_number(cell) {
+                Some(CsvNumber::Integer(n)) => serde_json::to_writer(&mut *out, &n)?,
+                Some(CsvNumber::Float(x)) => serde_json::to_writer(&mut *out, &x)?,
+                None => serde_json::to_writer(&mut *out, cell)?,
+            },
+            CellType::Bool if cell.eq_ignore_ascii_case("true") => out.extend_from_slice(b"true"),
+            CellType::Bool if cell.eq_ignore_ascii_case("false") => out.extend_from_slice(b"false"),
+            CellType::Bool | CellType::Text => serde_json::to_writer(&mut *out, cell)?,
+        }
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// Calls `f` with each row of a CSV or Parquet file, in file order, serialized
@@ -467,9 +653,32 @@ pub fn check_columns(source: &TableSource, request: &[ColumnRequest]) -> Result<
 ///
 /// For [`FileFormat::Json`] each non-blank line is passed through unchanged.
 ///
-/// CSV column types are inferred from the whole file (one extra pass) so that a
-/// column keeps one JSON type throughout the replay.
-pub fn for_each_json_row<E, F>(path: &Path, format: FileFormat, mut f: F) -> Result<(), E>
+/// CSV column types are inferred from the whole file (one extra pass), as
+/// for a reference; see [`for_each_json_row_typed`] to type columns by the
+/// configuration instead.
+pub fn for_each_json_row<E, F>(path: &Path, format: FileFormat, f: F) -> Result<(), E>
+where
+    F: FnMut(&[u8]) -> Result<(), E>,
+    E: From<SourceError>,
+{
+    for_each_json_row_typed(path, format, &CsvTypes::default(), f).map(drop)
+}
+
+/// [`for_each_json_row`], with the CSV columns of `types` typed as it says
+/// rather than by inference: every cell is read as text, then written as a
+/// JSON number, boolean or string by its column's type, so that one bad cell
+/// (`oops` in a numeric column) is one row's wrong-typed value, not a whole
+/// column read as text.
+///
+/// Returns the number of blank lines skipped: empty CSV lines (`\n` or
+/// `\r\n` outside quotes; the CSV reader skips them) or blank and
+/// whitespace-only JSONL lines; Parquet has none.
+pub fn for_each_json_row_typed<E, F>(
+    path: &Path,
+    format: FileFormat,
+    types: &CsvTypes,
+    mut f: F,
+) -> Result<u64, E>
 where
     F: FnMut(&[u8]) -> Result<(), E>,
     E: From<SourceError>,
@@ -490,16 +699,19 @@ where
         FileFormat::Json => {
             let mut reader = BufReader::new(open()?);
             let mut line = Vec::new();
+            let mut blank = 0;
             loop {
                 line.clear();
                 let read = reader
                     .read_until(b'\n', &mut line)
                     .map_err(|error| read_error(error.into()))?;
                 if read == 0 {
-                    return Ok(());
+                    return Ok(blank);
                 }
                 let row = line.trim_ascii();
-                if !row.is_empty() {
+                if row.is_empty() {
+                    blank += 1;
+                } else {
                     f(row)?;
                 }
             }
@@ -507,21 +719,106 @@ where
         FileFormat::Csv => {
             use datafusion::arrow::csv::reader::{Format, ReaderBuilder};
             let csv_format = Format::default().with_header(true);
+            let mut counted = BlankLines {
+                inner: open()?,
+                blank: 0,
+                line_start: true,
+                quoted: false,
+            };
             let (schema, _) = csv_format
-                .infer_schema(open()?, None)
+                .infer_schema(&mut counted, None)
                 .map_err(|error| read_error(error.into()))?;
-            let reader = ReaderBuilder::new(Arc::new(schema))
+            let cell_types: Vec<CellType> = schema
+                .fields()
+                .iter()
+                .map(|field| {
+                    let name = field.name();
+                    if types.text.contains(name) {
+                        CellType::Text
+                    } else if types.numeric.contains(name) || field.data_type().is_numeric() {
+                        CellType::Number
+                    } else if field.data_type() == &DataType::Boolean {
+                        CellType::Bool
+                    } else {
+                        CellType::Text
+                    }
+                })
+                .collect();
+            let keys: Vec<Vec<u8>> = schema
+                .fields()
+                .iter()
+                .map(|field| serde_json::to_vec(field.name()))
+                .collect::<Result<_, _>>()
+                .map_err(|error| read_error(DataFusionError::External(Box::new(error))))?;
+            let reader = ReaderBuilder::new(Arc::new(text_schema(&schema)))
                 .with_format(csv_format)
                 .build(open()?)
                 .map_err(|error| read_error(error.into()))?;
-            emit_json_rows(reader, read_error, f)
+            let mut row = Vec::with_capacity(1024);
+            for batch in reader {
+                let batch = batch.map_err(|error| read_error(error.into()))?;
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .map(|c| c.as_string_opt::<i32>())
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| SourceError::Internal {
+                        path: path.to_owned(),
+                        what: "a CSV column read as text is not Utf8",
+                    })?;
+                let mut cells: Vec<Option<&str>> = Vec::with_capacity(keys.len());
+                for i in 0..batch.num_rows() {
+                    cells.clear();
+                    cells.extend(columns.iter().map(|c| c.is_valid(i).then(|| c.value(i))));
+                    row.clear();
+                    write_csv_row(&mut row, &keys, &cell_types, &cells)
+                        .map_err(|error| read_error(DataFusionError::External(Box::new(error))))?;
+                    f(&row)?;
+                }
+            }
+            Ok(counted.blank)
         }
         FileFormat::Parquet => {
             let reader = ParquetRecordBatchReaderBuilder::try_new(open()?)
                 .and_then(|builder| builder.build())
                 .map_err(|error| read_error(error.into()))?;
-            emit_json_rows(reader, read_error, f)
+            emit_json_rows(reader, read_error, f).map(|()| 0)
         }
+    }
+}
+
+/// Counts the empty lines of a CSV file as it is read: a `\n` (after an
+/// optional `\r`) right after another, or at the start, outside quotes.
+/// The CSV reader skips exactly these.
+struct BlankLines<R> {
+    inner: R,
+    blank: u64,
+    /// Nothing but `\r` since the last line break (or the start).
+    line_start: bool,
+    /// Inside a quoted field (a doubled quote leaves and re-enters it).
+    quoted: bool,
+}
+
+impl<R: io::Read> io::Read for BlankLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            match (self.quoted, b) {
+                (true, b'"') => self.quoted = false,
+                (true, _) => {}
+                (false, b'\n') => {
+                    self.blank += u64::from(self.line_start);
+                    self.line_start = true;
+                }
+                (false, b'\r') => {}
+                (false, b'"') => {
+                    self.quoted = true;
+                    self.line_start = false;
+                }
+                (false, _) => self.line_start = false,
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -1310,5 +1607,173 @@ mod tests {
             ),
             "{result:?}"
         );
+    }
+    fn typed_rows(path: &Path, types: &CsvTypes) -> Vec<serde_json::Value> {
+        let mut rows = Vec::new();
+        for_each_json_row_typed(path, FileFormat::Csv, types, |row| {
+            rows.push(serde_json::from_slice(row).unwrap());
+            Ok::<_, SourceError>(())
+        })
+        .unwrap();
+        rows
+    }
+
+    /// Regression: `oops` in the first row of a numeric column made type
+    /// inference read the whole column as text, so every row's value was
+    /// refused. A column the configuration reads as numeric is typed cell by
+    /// cell: only the bad cell is a string.
+    #[test]
+    fn one_bad_csv_cell_refuses_only_its_row() {
+        let mut text = String::from("model,x,c,id,flag\n");
+        text.push_str("007,oops,007,12,true\n");
+        for i in 0..5000 {
+            text.push_str(&format!(
+                "m,{}.5,{},{},{}\n",
+                i,
+                i % 7,
+                i,
+                if i % 2 == 0 { "TRUE" } else { "false" }
+            ));
+        }
+        text.push_str("m,,a,9007199254740993,\n");
+        text.push_str("m,1e400,a,1.0,\n");
+        let file = TempFile::with_text("typed.csv", &text);
+        let types = CsvTypes {
+            numeric: ["x".to_owned()].into(),
+            text: ["model".to_owned()].into(),
+        };
+        let rows = typed_rows(&file.0, &types);
+        assert_eq!(rows.len(), 5003);
+        // The configured types: `model` text, `x` a number where it is one.
+        assert_eq!(
+            rows[0],
+            serde_json::json!({"model": "007", "x": "oops", "c": "007", "id": 12, "flag": true})
+        );
+        assert_eq!(
+            rows[1],
+            serde_json::json!({"model": "m", "x": 0.5, "c": "0", "id": 0, "flag": true})
+        );
+        assert_eq!(rows[2]["x"], 1.5);
+        assert_eq!(rows[2]["flag"], false);
+        let strings = rows.iter().filter(|r| r["x"].is_string()).count();
+        assert_eq!(
+            strings, 2,
+            "only `oops` and the out-of-range 1e400 are not numbers"
+        );
+        // Empty cells are absent; an integer id stays exact.
+        assert_eq!(
+            rows[5001],
+            serde_json::json!({"model": "m", "c": "a", "id": 9007199254740993u64})
+        );
+        assert_eq!(rows[5002]["x"], "1e400");
+        // Without configured types, the inferred ones (x is text then).
+        let rows = typed_rows(&file.0, &CsvTypes::default());
+        assert_eq!(rows[0]["x"], "oops");
+        assert_eq!(rows[1]["x"], "0.5");
+        assert_eq!(rows[1]["c"], "0", "c holds `a`: text");
+    }
+
+    #[test]
+    fn csv_numbers() {
+        for (cell, want) in [
+            ("0", Some(CsvNumber::Integer(0))),
+            ("-12", Some(CsvNumber::Integer(-12))),
+            ("007", Some(CsvNumber::Integer(7))),
+            ("1.5", Some(CsvNumber::Float(1.5))),
+            (".5", Some(CsvNumber::Float(0.5))),
+            ("5.", Some(CsvNumber::Float(5.0))),
+            ("-1e-3", Some(CsvNumber::Float(-0.001))),
+            ("+2", Some(CsvNumber::Float(2.0))),
+            ("99999999999999999999", Some(CsvNumber::Float(1e20))),
+            ("oops", None),
+            ("NaN", None),
+            ("inf", None),
+            ("-infinity", None),
+            ("1e400", None),
+            (" 1", None),
+            ("1,5", None),
+            ("-", None),
+            (".", None),
+            ("e5", None),
+            ("", None),
+        ] {
+            assert_eq!(csv_number(cell), want, "{cell:?}");
+        }
+    }
+
+    /// A reference CSV whose numeric column holds one bad cell (type
+    /// inference over the whole file reads it as text): refused, naming the
+    /// column, the row and the cell, by `validate` and when profiles are built.
+    #[test]
+    fn a_bad_cell_in_a_numeric_reference_column_is_named() {
+        let mut text = String::from("v,w\n");
+        for i in 0..3000 {
+            text.push_str(&format!(
+                "{i}.25,{}\n",
+                if i == 2500 { "oops" } else { "1" }
+            ));
+        }
+        let file = TempFile::with_text("bad-cell.csv", &text);
+        let error = read_columns(
+            &file.source(),
+            &[ColumnRequest::numeric("v"), ColumnRequest::numeric("w")],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, SourceError::NotANumber { column, row: 2501, value, .. } if column == "w" && value == "oops"),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("`w`") && message.contains("row 2501") && message.contains("\"oops\""),
+            "{message}"
+        );
+        // Within the first thousand rows, `validate`'s schema check names it too.
+        let file = TempFile::with_text("bad-early.csv", "v\n1\n2\nn/a\n4\n");
+        let error = check_columns(&file.source(), &[ColumnRequest::numeric("v")]).unwrap_err();
+        assert!(
+            matches!(&error, SourceError::NotANumber { row: 3, .. }),
+            "{error:?}"
+        );
+        // A column the SQL makes (not in the file) keeps the type error.
+        let file = TempFile::with_text("bad-sql.csv", "w\n1\noops\n");
+        let source = TableSource {
+            sql: Some("SELECT w AS z FROM reference".into()),
+            ..file.source()
+        };
+        let error = read_columns(&source, &[ColumnRequest::numeric("z")]).unwrap_err();
+        assert!(
+            matches!(&error, SourceError::IncompatibleType { .. }),
+            "{error:?}"
+        );
+    }
+    /// Empty CSV lines are skipped by the CSV reader (rows keep their
+    /// numbers) and counted; line breaks inside quotes are no lines.
+    #[test]
+    fn blank_csv_lines_are_counted() {
+        let file = TempFile::with_text("blank.csv", "\nx,c\n1,a\n\n2,\"b\n\n\"\"\"\n\r\n3,c\n\n");
+        let mut rows = Vec::new();
+        let blank =
+            for_each_json_row_typed(&file.0, FileFormat::Csv, &CsvTypes::default(), |row| {
+                rows.push(serde_json::from_slice::<serde_json::Value>(row).unwrap());
+                Ok::<_, SourceError>(())
+            })
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                serde_json::json!({"x": 1, "c": "a"}),
+                serde_json::json!({"x": 2, "c": "b\n\n\""}),
+                serde_json::json!({"x": 3, "c": "c"})
+            ]
+        );
+        assert_eq!(blank, 4);
+        let file = TempFile::with_text("blank.jsonl", "{}\n\n \t\r\n{}");
+        let blank =
+            for_each_json_row_typed(&file.0, FileFormat::Json, &CsvTypes::default(), |_| {
+                Ok::<_, SourceError>(())
+            })
+            .unwrap();
+        assert_eq!(blank, 2);
     }
 }

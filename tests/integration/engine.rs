@@ -419,3 +419,147 @@ fn event_time_window_larger_than_the_exact_store_keeps_sliding() {
     assert!(methods.contains("sketch"), "{methods:?}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Regression: `features` of another type (number, string, array, boolean,
+/// `null`) was applied with every feature missing and no dead letter; it is a
+/// `wrong_type` dead letter naming the path, and the event is not applied.
+/// Absent `features` is still an event with every feature missing.
+#[test]
+fn features_that_is_not_an_object_is_a_wrong_type_dead_letter() {
+    let dir = temp_dir("features-type");
+    let input = dir.join("input.jsonl");
+    let mut text = String::new();
+    for i in 0..200 {
+        text.push_str(&format!("{{\"model\":\"m\",\"features\":{{\"x\":{i},\"c\":\"a\"}}}}\n"));
+    }
+    let bad = ["5", "\"x\"", "[1,2]", "true", "null", "{}"];
+    for value in bad {
+        text.push_str(&format!("{{\"model\":\"m\",\"features\":{value}}}\n"));
+    }
+    text.push_str("{\"model\":\"m\"}\n");
+    std::fs::write(&input, text).unwrap();
+    let config = Config::from_yaml(BASE).unwrap();
+    let (report, _, _, dead) = run(&config, &input, 2);
+    let dead = lines(&dead);
+    let got: Vec<(u64, &str, &str, bool)> = dead
+        .iter()
+        .map(|d| (d["line"].as_u64().unwrap(), d["reason"].as_str().unwrap(), d["detail"].as_str().unwrap(), d["partially_used"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (201, "wrong_type", "features: expected an object, found number", false),
+            (202, "wrong_type", "features: expected an object, found string", false),
+            (203, "wrong_type", "features: expected an object, found array", false),
+            (204, "wrong_type", "features: expected an object, found boolean", false),
+            (205, "wrong_type", "features: expected an object, found null", false),
+        ]
+    );
+    assert_eq!(dead[1]["payload"], "{\"model\":\"m\",\"features\":\"x\"}");
+    assert_eq!(report.dead_letters["wrong_type"], 5);
+    assert_eq!(report.events_read, 207);
+    // `{}` and no `features` at all: applied, every feature missing.
+    assert_eq!(report.events_applied, 202);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Regression: blank and whitespace-only lines were counted in
+/// `events_read`; they are `blank_lines`, and dead letters keep the file's
+/// line numbers. CSV: empty lines (which the CSV reader skips) likewise.
+#[test]
+fn blank_lines_are_counted_apart_from_events() {
+    let dir = temp_dir("blank");
+    let input = dir.join("input.jsonl");
+    let mut text = String::from("\n");
+    for i in 0..300 {
+        text.push_str(&format!("{{\"model\":\"m\",\"features\":{{\"x\":{i},\"c\":\"a\"}}}}\n"));
+        if i % 100 == 0 {
+            text.push_str("   \n\t\r\n\r\n\n");
+        }
+    }
+    text.push_str("not json\n  ");
+    std::fs::write(&input, text).unwrap();
+    let config = Config::from_yaml(BASE).unwrap();
+    let (report, _, _, dead) = run(&config, &input, 3);
+    assert_eq!(report.events_read, 301);
+    assert_eq!(report.blank_lines, 1 + 3 * 4 + 1);
+    assert_eq!(report.events_applied, 300);
+    let dead = lines(&dead);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["line"], 1 + 300 + 3 * 4 + 1, "line numbers count blank lines");
+    let summary = serde_json::to_value(&report).unwrap();
+    assert_eq!(summary["blank_lines"], 14);
+    assert_eq!(summary["events_read"], 301);
+
+    let csv = dir.join("input.csv");
+    let mut text = String::from("model,x,c\n");
+    for i in 0..300 {
+        text.push_str(&format!("m,{i},a\n"));
+        if i % 100 == 0 {
+            text.push_str("\n\r\n");
+        }
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mut flat = config.clone();
+    flat.input.features = String::new();
+    let (report, _, _, dead) = run(&flat, &csv, 2);
+    assert!(dead.is_empty(), "{}", String::from_utf8_lossy(&dead));
+    assert_eq!((report.events_read, report.blank_lines, report.events_applied), (300, 6, 300));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Regression: a payload that is not UTF-8 was written to the dead-letter
+/// file with U+FFFD in place of its bytes; it is written as base64 with
+/// `"payload_encoding": "base64"`, UTF-8 payloads as text without the field.
+#[test]
+fn invalid_utf8_dead_letters_keep_their_bytes() {
+    let dir = temp_dir("utf8");
+    let input = dir.join("input.jsonl");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"{\"model\":\"m\",\"features\":{\"x\":1,\"c\":\"\xff\xfe\"}}\n");
+    bytes.extend_from_slice("{\"model\":\"m\",\"features\":{\"x\":\"zwölf\"}}\n".as_bytes());
+    bytes.extend_from_slice(b"\xc3\x28\n");
+    std::fs::write(&input, &bytes).unwrap();
+    let config = Config::from_yaml(BASE).unwrap();
+    let (report, _, _, dead) = run(&config, &input, 1);
+    let dead = lines(&dead);
+    assert_eq!(dead.len(), 3);
+    assert_eq!(dead[0]["reason"], "malformed_json");
+    assert_eq!(dead[0]["payload_encoding"], "base64");
+    // base64 of line 1 (`printf '…' | base64`).
+    assert_eq!(dead[0]["payload"], "eyJtb2RlbCI6Im0iLCJmZWF0dXJlcyI6eyJ4IjoxLCJjIjoi//4ifX0=");
+    assert_eq!(dead[1]["reason"], "wrong_type");
+    assert_eq!(dead[1]["payload"], "{\"model\":\"m\",\"features\":{\"x\":\"zwölf\"}}");
+    assert!(dead[1].get("payload_encoding").is_none(), "{}", dead[1]);
+    assert_eq!((dead[2]["payload"].as_str(), dead[2]["payload_encoding"].as_str()), (Some("wyg="), Some("base64")));
+    assert_eq!(report.dead_letters["malformed_json"], 2);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Regression: `oops` in the first row of a numeric CSV column made type
+/// inference read the whole column as text, and every one of the 5 001 rows'
+/// values was dead-lettered. The configuration types the column: only the
+/// bad row's value is refused (`wrong_type`, the rest of the row used).
+#[test]
+fn one_bad_csv_cell_refuses_only_its_row() {
+    let dir = temp_dir("csv-cell");
+    let csv = dir.join("input.csv");
+    let mut text = String::from("model,x,c\nm,oops,007\n");
+    for i in 0..5000 {
+        text.push_str(&format!("m,{}.25,{}\n", i % 50, i % 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let mut config = Config::from_yaml(BASE).unwrap();
+    config.input.features = String::new();
+    let (report, _, _, dead) = run(&config, &csv, 2);
+    let dead = lines(&dead);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["line"], 1);
+    assert_eq!(dead[0]["reason"], "wrong_type");
+    assert_eq!(dead[0]["partially_used"], true);
+    assert!(dead[0]["detail"].as_str().unwrap().contains('x'), "{}", dead[0]);
+    assert_eq!(dead[0]["payload"], "{\"model\":\"m\",\"x\":\"oops\",\"c\":7}");
+    assert_eq!((report.events_read, report.events_applied), (5001, 5001));
+    assert_eq!(report.dead_letters.values().sum::<u64>(), 1);
+    std::fs::remove_dir_all(dir).ok();
+}
