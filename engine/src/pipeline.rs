@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::config::{Config, FeatureType};
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
-use crate::batch::{ModelRows, Recycler, RowsPool};
+use crate::batch::{integer_category, ModelRows, Recycler, RowsPool};
 use crate::evaluate::{ModelCounters, ModelState, Outcome};
 use crate::model::{build_references, Plan};
 use crate::source::{self, FileFormat};
@@ -429,6 +429,7 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
             rows.start_row(ev.timestamp_ms, ev.model_version.as_deref());
             let staged = &mut numbers[m];
             let mut wrong: Vec<&str> = Vec::new();
+            let mut not_integers: Vec<&str> = Vec::new();
             for (ci, c) in mp.columns.iter().enumerate() {
                 match (c.kind, &ev.values[c.slot]) {
                     (FeatureType::Numeric, SlotValue::Number(x)) => staged.push(*x),
@@ -436,7 +437,13 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
                     (_, SlotValue::Missing | SlotValue::Null) => rows.push_missing(ci),
                     (FeatureType::Categorical, SlotValue::Text(t)) => rows.push_category(ci, Some(t)),
                     (FeatureType::Categorical, SlotValue::Bool(b)) => rows.push_category(ci, Some(if *b { "true" } else { "false" })),
-                    (FeatureType::Categorical, SlotValue::Number(x)) => rows.push_category(ci, Some(&number_category(*x))),
+                    (FeatureType::Categorical, SlotValue::Number(x)) => match integer_category(*x) {
+                        Some(category) => rows.push_category(ci, Some(&category)),
+                        None => {
+                            not_integers.push(&c.name);
+                            rows.push_missing(ci);
+                        }
+                    },
                     (FeatureType::Numeric, _) => {
                         wrong.push(&c.name);
                         staged.push(f64::NAN);
@@ -447,8 +454,21 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
                     }
                 }
             }
-            if !wrong.is_empty() {
-                dead.push(dead_letter("wrong_type", format!("unexpected type for {}", wrong.join(", ")), true));
+            if !wrong.is_empty() || !not_integers.is_empty() {
+                let mut detail = String::new();
+                if !wrong.is_empty() {
+                    detail = format!("unexpected type for {}", wrong.join(", "));
+                }
+                if !not_integers.is_empty() {
+                    if !detail.is_empty() {
+                        detail.push_str("; ");
+                    }
+                    detail.push_str(&format!(
+                        "categorical {} given a number that is not an integer of at most 2^53 (categories are strings, booleans and integers)",
+                        not_integers.join(", ")
+                    ));
+                }
+                dead.push(dead_letter("wrong_type", detail, true));
             }
         }
     }
@@ -468,13 +488,6 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
     Decoded { seq: batch.seq, positions, rows: per_model, dead }
 }
 
-fn number_category(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        format!("{x}")
-    }
-}
 
 /// Reads JSONL into batches; a line longer than `max` is cut there, the
 /// rest skipped, and the event marked oversize (bounded memory whatever the

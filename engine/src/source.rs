@@ -28,6 +28,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::batch::integer_category;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
@@ -161,6 +162,24 @@ pub enum SourceError {
         row: u64,
         /// The cell (at most 40 characters of it).
         value: String,
+    },
+
+    /// A categorical column of floats or decimals holds a value that is not
+    /// an integer of at most 2^53 (the rule events follow too).
+    #[error(
+        "column `{column}` of {} is requested as categorical, but its row {row} holds {value}, \
+         which is not an integer of at most 2^53; categories are strings, booleans and integers",
+        .path.display()
+    )]
+    NotACategory {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// 1-based row of the query's result (for a plain file: the row after the header).
+        row: u64,
+        /// The value.
+        value: f64,
     },
 
     /// A column passed the type check but converting its values failed.
@@ -339,8 +358,10 @@ impl ColumnKind {
             DataType::Dictionary(_, values) => self.accepts(values),
             _ => match self {
                 Self::Numeric => data_type.is_numeric(),
+                // Floats and decimals too: each value must be integral
+                // (checked as it is read, like a number in an event).
                 Self::Categorical => {
-                    data_type.is_integer()
+                    data_type.is_numeric()
                         || matches!(
                             data_type,
                             DataType::Utf8
@@ -1047,6 +1068,14 @@ fn resolve(
     Ok(Projection { exprs, positions })
 }
 
+/// Float and decimal types (a dictionary by its values).
+fn is_fractional(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Dictionary(_, values) => is_fractional(values),
+        _ => data_type.is_floating() || matches!(data_type, DataType::Decimal128(..) | DataType::Decimal256(..)),
+    }
+}
+
 fn append(out: &mut ColumnData, array: &ArrayRef, path: &Path, column: &str) -> Result<()> {
     let convert_error = |kind: ColumnKind, source: ArrowError| SourceError::Convert {
         path: path.to_owned(),
@@ -1066,6 +1095,27 @@ fn append(out: &mut ColumnData, array: &ArrayRef, path: &Path, column: &str) -> 
                 .as_primitive_opt::<Float64Type>()
                 .ok_or_else(|| internal("cast to Float64 returned another type"))?;
             values.extend(floats.iter());
+        }
+        ColumnData::Categorical(values) if is_fractional(array.data_type()) => {
+            let floats = cast(array, &DataType::Float64)
+                .map_err(|source| convert_error(ColumnKind::Categorical, source))?;
+            let floats = floats
+                .as_primitive_opt::<Float64Type>()
+                .ok_or_else(|| internal("cast to Float64 returned another type"))?;
+            for value in floats.iter() {
+                let category = match value {
+                    // Missing, as `null` is (pandas writes missing integers as NaN).
+                    None => None,
+                    Some(x) if x.is_nan() => None,
+                    Some(x) => Some(integer_category(x).ok_or_else(|| SourceError::NotACategory {
+                        path: path.to_owned(),
+                        column: column.to_owned(),
+                        row: values.len() as u64 + 1,
+                        value: x,
+                    })?),
+                };
+                values.push(category);
+            }
         }
         ColumnData::Categorical(values) => {
             let strings = cast(array, &DataType::Utf8)
@@ -1427,15 +1477,32 @@ mod tests {
                 "{message}"
             );
         }
-        // Floats are not categories.
         let error = check_columns(&file.source(), &[ColumnRequest::numeric("v")]);
         assert!(error.is_ok(), "{error:?}");
-        let float = TempFile::with_text("float.csv", "v\n1.5\n");
-        let error = check_columns(&float.source(), &[ColumnRequest::categorical("v")]).unwrap_err();
+    }
+
+    /// Floats as categories follow the events' rule: an integral value is
+    /// its integer's text, any other value refuses the reference, named.
+    #[test]
+    fn float_reference_column_as_categories() {
+        let integral = TempFile::with_text("integral.csv", "v\n1.0\n2.0\n-0.0\n3e0\n");
+        check_columns(&integral.source(), &[ColumnRequest::categorical("v")]).unwrap();
+        let columns = read_columns(&integral.source(), &[ColumnRequest::categorical("v")]).unwrap();
+        let ColumnData::Categorical(values) = &columns.columns[0] else {
+            panic!("{:?}", columns.columns[0]);
+        };
+        let shown: Vec<Option<&str>> = values.iter().map(Option::as_deref).collect();
+        assert_eq!(shown, [Some("1"), Some("2"), Some("0"), Some("3")]);
+
+        let float = TempFile::with_text("float.csv", "v\n1.0\n1.5\n");
+        check_columns(&float.source(), &[ColumnRequest::categorical("v")]).unwrap();
+        let error = read_columns(&float.source(), &[ColumnRequest::categorical("v")]).unwrap_err();
         assert!(
-            matches!(error, SourceError::IncompatibleType { .. }),
+            matches!(&error, SourceError::NotACategory { column, row: 2, value, .. } if column == "v" && *value == 1.5),
             "{error:?}"
         );
+        let message = error.to_string();
+        assert!(message.contains("row 2 holds 1.5") && message.contains("not an integer"), "{message}");
     }
 
     #[test]

@@ -563,3 +563,59 @@ fn one_bad_csv_cell_refuses_only_its_row() {
     assert_eq!(report.dead_letters.values().sum::<u64>(), 1);
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Regression: `1.0`, `1e0` and `100e-2` counted as category "1" and `1.5`
+/// as a new one, while a float reference column was refused. One rule now,
+/// for events and references alike: a number names a category when it is an
+/// integer of at most 2^53 (its decimal text), any other number is
+/// `wrong_type`; strings are categories as written.
+#[test]
+fn floats_as_categories_follow_one_rule_for_events_and_references() {
+    let dir = temp_dir("float-categories");
+    // A float reference column with integral values: categories "1" and "2".
+    let reference = dir.join("reference.csv");
+    let mut csv = String::from("c\n");
+    for i in 0..100 {
+        csv.push_str(if i % 2 == 0 { "1.0\n" } else { "2.0\n" });
+    }
+    std::fs::write(&reference, csv).unwrap();
+    let yaml = format!(
+        "models:\n  - name: m\n    reference: {{ path: {} }}\n    window: {{ type: tumbling, events: 100 }}\n    features:\n      - {{ name: c, type: categorical }}\n    detectors:\n      - {{ metric: l_infinity, threshold: 0.5 }}\n",
+        reference.display()
+    );
+    let config = Config::from_yaml(&yaml).unwrap();
+    let input = dir.join("input.jsonl");
+    let mut text = String::new();
+    // 100 events, all naming "1" or "2" whichever way the number is written.
+    let ones = ["1", "1.0", "1e0", "100e-2", "0.1e1"];
+    let twos = ["2", "2.0", "2e0", "20e-1", "200E-2"];
+    for i in 0..100 {
+        let c = if i % 2 == 0 { ones[i / 2 % 5] } else { twos[i / 2 % 5] };
+        text.push_str(&format!("{{\"model\":\"m\",\"features\":{{\"c\":{c}}}}}\n"));
+    }
+    // Numbers that name no category.
+    for c in ["1.5", "1e300", "9007199254740994", "-0.25"] {
+        text.push_str(&format!("{{\"model\":\"m\",\"features\":{{\"c\":{c}}}}}\n"));
+    }
+    std::fs::write(&input, text).unwrap();
+    let (report, evaluations, _, dead) = run(&config, &input, 2);
+    let evaluations = lines(&evaluations);
+    assert_eq!(evaluations.len(), 1, "{evaluations:?}");
+    // Every event of the window matched a reference category: no shift.
+    assert_eq!(evaluations[0]["value"].as_f64(), Some(0.0), "{}", evaluations[0]);
+    let dead = lines(&dead);
+    let got: Vec<(u64, &str, bool)> =
+        dead.iter().map(|d| (d["line"].as_u64().unwrap(), d["reason"].as_str().unwrap(), d["partially_used"].as_bool().unwrap())).collect();
+    assert_eq!(got, [(101, "wrong_type", true), (102, "wrong_type", true), (103, "wrong_type", true), (104, "wrong_type", true)]);
+    let detail = dead[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("categorical c") && detail.contains("not an integer"), "{detail}");
+    assert_eq!(report.dead_letters["wrong_type"], 4);
+
+    // A reference value that is not an integer is refused at startup, named.
+    std::fs::write(&reference, "c\n1.0\n2.5\n").unwrap();
+    let config = Config::from_yaml(&yaml).unwrap();
+    let plan = Plan::new(&config).unwrap();
+    let error = driftwatch_engine::model::build_references(&config, &plan).unwrap_err().to_string();
+    assert!(error.contains("row 2 holds 2.5") && error.contains("not an integer"), "{error}");
+    std::fs::remove_dir_all(dir).ok();
+}
