@@ -30,6 +30,27 @@ pub struct NumericSketchConfig {
     pub quantile_sketch: bool,
 }
 
+impl NumericSketchConfig {
+    /// The most bytes a [`NumericWindow`] of this shape can hold once it has
+    /// seen `values` finite values (`u64::MAX`: any number): every store
+    /// full, and each growable vector at the capacity doubling can reach
+    /// (the next power of two of what it holds).
+    pub fn max_window_bytes(&self, values: u64) -> usize {
+        let grown = |n: usize| n.max(4).next_power_of_two().saturating_mul(8);
+        let held = usize::try_from(values).unwrap_or(usize::MAX);
+        // Counts per bin plus the outer two, and the bins' edges.
+        let histogram = std::mem::size_of::<FixedHistogram>() + (2 * self.bins + 3) * 8;
+        let exact = match self.exact_capacity.min(held) {
+            0 => 0,
+            n => grown(n),
+        };
+        // A store spans its keys contiguously: two values can use all of
+        // its buckets, whatever the number held.
+        let sketch = if self.quantile_sketch { 2 * grown(self.max_buckets) } else { 0 };
+        std::mem::size_of::<NumericWindow>() + histogram + exact + sketch
+    }
+}
+
 impl Default for NumericSketchConfig {
     fn default() -> Self {
         Self {
@@ -357,6 +378,36 @@ pub fn numeric_drift(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bound holds for windows filled with widely spread values (every
+    /// sketch bucket in use), merged and updated one by one.
+    #[test]
+    fn max_window_bytes_bounds_a_full_window() {
+        let mut next = crate::testing::xorshift(0x51ED_2701_BA5E_0001);
+        let reference: Vec<f64> = (0..1_000).map(|i| i as f64).collect();
+        for (config, n) in [
+            (NumericSketchConfig::default(), 50_000u64),
+            (NumericSketchConfig { exact_capacity: 0, ..NumericSketchConfig::default() }, 3_000),
+            (NumericSketchConfig { max_buckets: 64, bins: 40, ..NumericSketchConfig::default() }, 20_000),
+            (NumericSketchConfig { quantile_sketch: false, ..NumericSketchConfig::default() }, 7),
+        ] {
+            let edges = BinEdges::from_reference(&reference, config.bins).unwrap();
+            let mut window = NumericWindow::new(edges.clone(), &config).unwrap();
+            let mut pane = NumericWindow::new(edges, &config).unwrap();
+            for i in 0..n {
+                let magnitude = 10f64.powi((next() % 600) as i32 - 300);
+                let x = if i % 2 == 0 { magnitude } else { -magnitude };
+                if i % 3 == 0 {
+                    pane.update(Some(x));
+                } else {
+                    window.update(Some(x));
+                }
+            }
+            window.merge(&pane).unwrap();
+            assert!(window.size_bytes() <= config.max_window_bytes(n), "{config:?}: {} > {}", window.size_bytes(), config.max_window_bytes(n));
+            assert!(pane.size_bytes() <= config.max_window_bytes(n.div_ceil(3)), "{config:?}");
+        }
+    }
 
     /// The block update holds exactly what one update per value holds
     /// (moments up to rounding), across block boundaries, with missing, NaN,

@@ -229,7 +229,7 @@ pub struct ModelCounters {
 
 /// Panes kept for reuse per model: one leaves the window for each that
 /// enters, so two cover the steady state.
-const MAX_SPARE_PANES: usize = 2;
+pub(crate) const MAX_SPARE_PANES: usize = 2;
 
 /// The windows and drift state of one model.
 #[derive(Debug)]

@@ -16,6 +16,7 @@ pub mod error;
 pub mod evaluate;
 pub mod generate;
 pub mod live;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use driftwatch_engine::config::Config;
 use driftwatch_engine::generate::{GenerateArgs, Generator};
 use driftwatch_engine::live::{self, RunOptions};
+use driftwatch_engine::memory::MemoryBound;
 use driftwatch_engine::model::{build_references, Plan, Profile, PROFILE_VERSION};
 use driftwatch_engine::pipeline::{create_output, replay, Outputs};
 
@@ -107,8 +108,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // Everything replay and run refuse at startup: the references are
             // read and built (a column without a finite value, a profile that
             // does not fit), not only their schemas checked.
-            build_references(&c, &plan)?;
+            let references = build_references(&c, &plan)?;
             println!("{}: ok ({} model{})", config.display(), c.models.len(), if c.models.len() == 1 { "" } else { "s" });
+            println!("{}", MemoryBound::new(&c, &plan, &references, c.engine.shard_count()));
             Ok(())
         }
         Command::Profile { config, output } => {

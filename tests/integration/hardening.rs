@@ -338,3 +338,40 @@ fn oversized_engine_settings_are_config_errors_not_aborts() {
     let e = config_error(&base.replace("{ baseline_events: 100 }", "{ baseline_events: 1000000000000 }"));
     assert!(e.contains("baseline_events"), "{e}");
 }
+
+/// `driftwatch validate` prints the worst-case bytes of the configured
+/// queues, batches and sketches, so a 5 000-feature model with large batches
+/// is seen to need gigabytes before it runs.
+#[test]
+fn validate_prints_the_worst_case_memory() {
+    let dir = temp_dir("validate-memory");
+    let features: String = (0..5_000).map(|i| format!("      - {{ name: f{i}, type: numeric }}\n")).collect();
+    let total = |batch: usize| -> (String, f64) {
+        let yaml = format!(
+            "engine: {{ shards: 2, batch_events: {batch} }}\nmodels:\n  - name: m\n    reference: {{ baseline_events: 1000 }}\n    window: {{ type: tumbling, events: 1000 }}\n    features:\n{features}    detectors:\n      - {{ metric: psi, threshold: 0.2 }}\n"
+        );
+        let path = dir.join(format!("config-{batch}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let out = std::process::Command::new(crate::live::binary()).arg("validate").arg("--config").arg(&path).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text.lines().find(|l| l.trim_start().starts_with("total")).unwrap_or_else(|| panic!("{text}"));
+        // "total  1.4 GiB at 1 KiB an event, …"
+        let mut words = line.split_whitespace().skip(1);
+        let value: f64 = words.next().unwrap().parse().unwrap();
+        let scale = match words.next().unwrap() {
+            "MiB" => 1.0 / 1024.0,
+            "GiB" => 1.0,
+            unit => panic!("{unit} in {line}"),
+        };
+        (text, value * scale)
+    };
+    let (text, large) = total(512);
+    for part in ["worst-case memory with 2 shards", "input batches", "decoded batches", "model m", "max_event_bytes"] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    let (_, small) = total(64);
+    // 19 decoded batches of 512 rows × 5 000 numbers are 0.36 GiB alone.
+    assert!(large > 0.36 && small < large / 2.0, "{large} GiB vs {small} GiB");
+    std::fs::remove_dir_all(dir).ok();
+}

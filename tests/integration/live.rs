@@ -27,7 +27,7 @@ fn brokers() -> String {
     )
 }
 
-fn binary() -> PathBuf {
+pub(crate) fn binary() -> PathBuf {
     // target/release/deps/integration-… → target/release/driftwatch
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("driftwatch");

@@ -68,6 +68,18 @@ impl CategoryCounts {
         c
     }
 
+    /// The most bytes counts holding `names` distinct names of `name_bytes`
+    /// bytes each can take: each name is kept twice (in name order and in the
+    /// index), and the index's table grows by doubling to 8/7 of its entries.
+    pub fn max_size_bytes(names: usize, name_bytes: usize) -> usize {
+        let slots = names.saturating_mul(8).div_ceil(7).max(4).next_power_of_two();
+        let vectors = names.max(4).next_power_of_two();
+        std::mem::size_of::<Self>()
+            + names.saturating_mul(2 * name_bytes)
+            + vectors.saturating_mul(std::mem::size_of::<Box<str>>() + 8)
+            + slots.saturating_mul(std::mem::size_of::<Box<str>>() + 4 + 1)
+    }
+
     /// The cap on distinct names.
     pub fn max_categories(&self) -> usize {
         self.max_categories
@@ -342,5 +354,22 @@ impl TryFrom<CategoryCountsState> for CategoryCounts {
         c.total += s.other;
         c.seeded = s.seeded;
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_size_bytes_bounds_full_counts() {
+        for names in [0usize, 1, 7, 100, 1_000, 5_000] {
+            let mut counts = CategoryCounts::new(names);
+            for i in 0..names * 3 {
+                counts.update(&format!("name-{:06}", i % names.max(1)));
+            }
+            let bound = CategoryCounts::max_size_bytes(names, 11);
+            assert!(counts.size_bytes() <= bound, "{names}: {} > {bound}", counts.size_bytes());
+        }
     }
 }
