@@ -68,9 +68,7 @@ fn kstwo(c: &mut Criterion) {
     // 50 000 x 10 000 comparison).
     let mut g = c.benchmark_group("kstwo");
     for (n, d) in [(8_333u64, 0.0245), (1_000_000, 0.0025)] {
-        g.bench_with_input(BenchmarkId::new("sf_2smirnov", n), &(n, d), |b, &(n, d)| {
-            b.iter(|| kstwo_sf(black_box(d), black_box(n)))
-        });
+        g.bench_with_input(BenchmarkId::new("sf_2smirnov", n), &(n, d), |b, &(n, d)| b.iter(|| kstwo_sf(black_box(d), black_box(n))));
     }
     g.finish();
 }

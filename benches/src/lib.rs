@@ -13,8 +13,5 @@ pub fn normal(n: usize, mean: f64, sd: f64, seed: u64) -> Vec<f64> {
 /// `n` category names drawn from `k` categories with a skewed mix.
 pub fn categories(n: usize, k: usize, seed: u64) -> Vec<String> {
     let names: Vec<String> = (0..k).map(|i| format!("cat_{i}")).collect();
-    normal(n, 0.0, 1.0, seed)
-        .into_iter()
-        .map(|z| names[((z.abs() * k as f64 / 3.0) as usize).min(k - 1)].clone())
-        .collect()
+    normal(n, 0.0, 1.0, seed).into_iter().map(|z| names[((z.abs() * k as f64 / 3.0) as usize).min(k - 1)].clone()).collect()
 }

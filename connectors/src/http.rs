@@ -79,7 +79,8 @@ pub async fn serve_with_limits(
         outcomes.with_label_values(&[outcome]);
     }
     registry.register(Box::new(outcomes.clone()))?;
-    let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io { what: format!("binding the metrics address {addr}"), source })?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| Error::Io { what: format!("binding the metrics address {addr}"), source })?;
     let bound = listener.local_addr().map_err(|source| Error::Io { what: "reading the metrics address".into(), source })?;
     let shared = Arc::new(Shared { registry, ready, limits, outcomes, open: Mutex::default() });
     let task = tokio::spawn(async move {

@@ -89,11 +89,7 @@ pub fn hellinger(reference: &[u64], current: &[u64]) -> Result<f64> {
 pub fn l_infinity(reference: &[u64], current: &[u64]) -> Result<f64> {
     check_len(reference, current)?;
     let (tp, tq) = (total(reference, "l_infinity")?, total(current, "l_infinity")?);
-    Ok(reference
-        .iter()
-        .zip(current)
-        .map(|(&p, &q)| (p as f64 / tp - q as f64 / tq).abs())
-        .fold(0.0, f64::max))
+    Ok(reference.iter().zip(current).map(|(&p, &q)| (p as f64 / tp - q as f64 / tq).abs()).fold(0.0, f64::max))
 }
 
 /// First Wasserstein distance between two ascending, finite samples, as

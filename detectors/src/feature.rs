@@ -83,11 +83,7 @@ impl NumericWindow {
         Ok(Self {
             histogram: FixedHistogram::new(edges),
             exact: ExactSample::new(config.exact_capacity),
-            sketch: if config.quantile_sketch {
-                Some(LogSketch::new(config.relative_accuracy, config.max_buckets)?)
-            } else {
-                None
-            },
+            sketch: if config.quantile_sketch { Some(LogSketch::new(config.relative_accuracy, config.max_buckets)?) } else { None },
             moments: Moments::new(),
         })
     }
@@ -329,11 +325,7 @@ impl Default for NumericStatistics {
 ///
 /// Only the sketches a requested statistic needs are read: a window without
 /// raw values or quantile sketch still gives its histogram distances.
-pub fn numeric_drift(
-    reference: &NumericReference,
-    window: &mut NumericWindow,
-    which: NumericStatistics,
-) -> Result<NumericDrift> {
+pub fn numeric_drift(reference: &NumericReference, window: &mut NumericWindow, which: NumericStatistics) -> Result<NumericDrift> {
     let count = window.count();
     if count == 0 {
         return Err(Error::InsufficientData { statistic: "numeric_drift", available: 0, required: 1 });
@@ -360,9 +352,7 @@ pub fn numeric_drift(
         None
     };
     let wasserstein = match ref_sorted {
-        Some(ref_values) if which.wasserstein => {
-            Some(crate::distance::wasserstein_sorted(ref_values, window.exact.sorted_values())?)
-        }
+        Some(ref_values) if which.wasserstein => Some(crate::distance::wasserstein_sorted(ref_values, window.exact.sorted_values())?),
         _ => None,
     };
     Ok(NumericDrift {
@@ -404,7 +394,12 @@ mod tests {
                 }
             }
             window.merge(&pane).unwrap();
-            assert!(window.size_bytes() <= config.max_window_bytes(n), "{config:?}: {} > {}", window.size_bytes(), config.max_window_bytes(n));
+            assert!(
+                window.size_bytes() <= config.max_window_bytes(n),
+                "{config:?}: {} > {}",
+                window.size_bytes(),
+                config.max_window_bytes(n)
+            );
             assert!(pane.size_bytes() <= config.max_window_bytes(n.div_ceil(3)), "{config:?}");
         }
     }

@@ -339,8 +339,7 @@ fn kolmogn_pomeranz(n: u64, x: f64, cdf: bool) -> f64 {
     let mut gpower = vec![1.0; npwrs];
     let mut twogpower = vec![1.0; npwrs];
     let mut onem2gpower = vec![1.0; npwrs];
-    let (g_over_n, two_g_over_n, one_minus_two_g_over_n) =
-        (g / nf, 2.0 * g / nf, (1.0 - 2.0 * g) / nf);
+    let (g_over_n, two_g_over_n, one_minus_two_g_over_n) = (g / nf, 2.0 * g / nf, (1.0 - 2.0 * g) / nf);
     for m in 1..npwrs {
         let mf = m as f64;
         gpower[m] = gpower[m - 1] * g_over_n / mf;
@@ -404,11 +403,7 @@ fn kolmogn_pomeranz(n: u64, x: f64, cdf: bool) -> f64 {
     }
 
     let idx = ni - v1s;
-    let mut ans = if idx >= 0 && (idx as usize) < npwrs {
-        v1[idx as usize]
-    } else {
-        0.0
-    };
+    let mut ans = if idx >= 0 && (idx as usize) < npwrs { v1[idx as usize] } else { 0.0 };
     for m in 1..=n {
         if ans.abs() > EP128 {
             ans *= EM128;
@@ -466,12 +461,7 @@ fn kolmogn_pelz_good(n: u64, x: f64, cdf: bool) -> f64 {
         let m = (2 * k - 1) as f64;
         let (msquared, mfour, msix) = (m * m, m.powi(4), m.powi(6));
         let qpower = q.powf((8 * k) as f64);
-        let coeffs = [
-            1.0,
-            k1a + k1b * msquared,
-            k2a + k2b * msquared + k2c * mfour,
-            k3a + k3b * msquared + k3c * mfour + k3d * msix,
-        ];
+        let coeffs = [1.0, k1a + k1b * msquared, k2a + k2b * msquared + k2c * mfour, k3a + k3b * msquared + k3c * mfour + k3d * msix];
         for (kv, c) in kk.iter_mut().zip(coeffs) {
             *kv = *kv * qpower + c;
         }
@@ -611,10 +601,7 @@ impl Dd {
     }
 
     fn neg(self) -> Self {
-        Dd {
-            hi: -self.hi,
-            lo: -self.lo,
-        }
+        Dd { hi: -self.hi, lo: -self.lo }
     }
 
     fn add(self, rhs: Dd) -> Dd {
@@ -684,10 +671,7 @@ impl Dd {
     }
 
     fn ldexp(self, e: i32) -> Dd {
-        Dd {
-            hi: ldexp(self.hi, e),
-            lo: ldexp(self.lo, e),
-        }
+        Dd { hi: ldexp(self.hi, e), lo: ldexp(self.lo, e) }
     }
 
     fn frexp(self) -> (Dd, i32) {
@@ -833,18 +817,10 @@ fn pow4_dd(a: f64, b: f64, c: f64, d: f64, m: i64) -> Dd {
     let aa = Dd::from_f64(a).add_f(b);
     let cc = Dd::from_f64(c).add_f(d);
     if aa.is_zero() {
-        return if cc.is_zero() {
-            Dd::from_f64(f64::NAN)
-        } else {
-            Dd::from_f64(0.0)
-        };
+        return if cc.is_zero() { Dd::from_f64(f64::NAN) } else { Dd::from_f64(0.0) };
     }
     if cc.is_zero() {
-        return Dd::from_f64(if aa.hi < 0.0 {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        });
+        return Dd::from_f64(if aa.hi < 0.0 { f64::NEG_INFINITY } else { f64::INFINITY });
     }
     pow_dd(aa.div(cc), m)
 }
@@ -871,16 +847,10 @@ fn smirnov_probs(n: i64, x: f64) -> SmirnovProbs {
 /// (`allow_fast = false`: the double-double sum term by term, as xsf).
 fn smirnov_probs_with(n: i64, x: f64, allow_fast: bool) -> SmirnovProbs {
     if !(n > 0 && (0.0..=1.0).contains(&x)) {
-        return SmirnovProbs {
-            sf: f64::NAN,
-            cdf: f64::NAN,
-        };
+        return SmirnovProbs { sf: f64::NAN, cdf: f64::NAN };
     }
     if n == 1 {
-        return SmirnovProbs {
-            sf: 1.0 - x,
-            cdf: x,
-        };
+        return SmirnovProbs { sf: 1.0 - x, cdf: x };
     }
     if x == 0.0 {
         return SmirnovProbs { sf: 1.0, cdf: 0.0 };
@@ -931,25 +901,17 @@ fn smirnov_probs_with(n: i64, x: f64, allow_fast: bool) -> SmirnovProbs {
     // rule in j instead of term by term (see `bt_lower_sum_fast`).
     if allow_fast && n >= SM_FAST_MIN_N && nf * x * x >= SM_FAST_MIN_NXX {
         if let Some(sf) = bt_lower_sum_fast(n, x, n1mxfl) {
-            return SmirnovProbs {
-                sf: clip_prob(sf),
-                cdf: clip_prob(1.0 - sf),
-            };
+            return SmirnovProbs { sf: clip_prob(sf), cdf: clip_prob(1.0 - sf) };
         }
     }
 
     // Upper sum only when few terms are involved (it alternates in sign).
     let n_upper_terms = n - n1mxceil + 1;
-    let use_upper_sum = (n_upper_terms <= 1 && x < 0.5)
-        || (n >= SM_UPPERSUM_MIN_N && n_upper_terms <= SM_UPPER_MAX_TERMS && x <= 0.5 / nf.sqrt());
+    let use_upper_sum =
+        (n_upper_terms <= 1 && x < 0.5) || (n >= SM_UPPERSUM_MIN_N && n_upper_terms <= SM_UPPER_MAX_TERMS && x <= 0.5 / nf.sqrt());
 
     let (start, step, n_terms, first_aj) = if use_upper_sum {
-        (
-            n,
-            -1_i64,
-            n - n1mxceil + 1,
-            pow4_dd(1.0, x, 1.0, 0.0, n - 1),
-        )
+        (n, -1_i64, n - n1mxceil + 1, pow4_dd(1.0, x, 1.0, 0.0, n - 1))
     } else {
         (0, 1_i64, n1mxfl + 1, pow4_dd(1.0, -x, 1.0, 0.0, n).div_f(x))
     };
@@ -969,9 +931,7 @@ fn smirnov_probs_with(n: i64, x: f64, allow_fast: bool) -> SmirnovProbs {
         }
         // Safe to terminate early?
         if aj_nonzero {
-            if (4.0 * (n_terms - j) as f64 * aj.hi.abs()) < (f64::EPSILON * aj_sum.hi)
-                && j != n_terms - 1
-            {
+            if (4.0 * (n_terms - j) as f64 * aj.hi.abs()) < (f64::EPSILON * aj_sum.hi) && j != n_terms - 1 {
                 break;
             }
         } else if j > vmid {
@@ -981,15 +941,8 @@ fn smirnov_probs_with(n: i64, x: f64, allow_fast: bool) -> SmirnovProbs {
         j += 1;
     }
     let prob = aj_sum.mul_f(x).hi;
-    let (cdf, sf) = if step < 0 {
-        (prob, 1.0 - prob)
-    } else {
-        (1.0 - prob, prob)
-    };
-    SmirnovProbs {
-        sf: clip_prob(sf),
-        cdf: clip_prob(cdf),
-    }
+    let (cdf, sf) = if step < 0 { (prob, 1.0 - prob) } else { (1.0 - prob, prob) };
+    SmirnovProbs { sf: clip_prob(sf), cdf: clip_prob(cdf) }
 }
 
 // ---------------------------------------------------------------------------
@@ -1070,18 +1023,8 @@ const SM_FAST_DIRECT_MAX: i64 = 96;
 const SM_FAST_JUNCTION: f64 = 28.5;
 
 /// `1 / (2k + 1)` for k = 10 ..= 1 (Horner order), for `log1pmx`.
-const ATANH_SERIES: [f64; 10] = [
-    1.0 / 21.0,
-    1.0 / 19.0,
-    1.0 / 17.0,
-    1.0 / 15.0,
-    1.0 / 13.0,
-    1.0 / 11.0,
-    1.0 / 9.0,
-    1.0 / 7.0,
-    1.0 / 5.0,
-    1.0 / 3.0,
-];
+const ATANH_SERIES: [f64; 10] =
+    [1.0 / 21.0, 1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0, 1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0];
 
 /// `ln(1 + y) - y` without cancellation for small `|y|`.
 fn log1pmx(y: f64) -> f64 {
@@ -1091,11 +1034,7 @@ fn log1pmx(y: f64) -> f64 {
         let s = y / (2.0 + y);
         let t = s * s;
         // Six terms suffice (t^6 / 13 < 1e-17) while t < 2e-3.
-        let series = if t < 2e-3 {
-            &ATANH_SERIES[4..]
-        } else {
-            &ATANH_SERIES[..]
-        };
+        let series = if t < 2e-3 { &ATANH_SERIES[4..] } else { &ATANH_SERIES[..] };
         let p = series.iter().fold(0.0, |acc, &c| acc * t + c);
         2.0 * s * t * p - s * y
     } else {
@@ -1158,21 +1097,11 @@ impl BtTerms {
         let a = self.a;
         let m = self.nf - j;
         let y = a / j;
-        let left = if y < 0.25 {
-            j * log1pmx(y)
-        } else {
-            j * y.ln_1p() - a
-        };
-        let right = if a < 0.25 * m {
-            m * log1pmx(-a / m)
-        } else {
-            m * (self.m_minus_a(m) / m).ln() + a
-        };
+        let left = if y < 0.25 { j * log1pmx(y) } else { j * y.ln_1p() - a };
+        let right = if a < 0.25 * m { m * log1pmx(-a / m) } else { m * (self.m_minus_a(m) / m).ln() + a };
         // 1/2 ln(j m) + ln(j + a) in one logarithm (the product is < 1e25).
         let jpa = j + a + self.a_lo;
-        self.base - 0.5 * (j * m * (jpa * jpa)).ln() + left + right
-            - stirling_delta(j)
-            - stirling_delta(m)
+        self.base - 0.5 * (j * m * (jpa * jpa)).ln() + left + right - stirling_delta(j) - stirling_delta(m)
     }
 
     /// First and second derivatives of `ln_term` (with `delta` to leading
@@ -1185,17 +1114,9 @@ impl BtTerms {
         // d/dj [j g(a/j)] = ln(1 + a/j) - a/(j + a)
         let left = log1pmx(a / j) + a * a / (j * jpa);
         // -d/dj [m g(-a/m)] = -(ln((m - a)/m) + a/(m - a))
-        let right = if a < 0.25 * m {
-            log1pmx(-a / m) + a * a / (m * mma)
-        } else {
-            (mma / m).ln() + a / mma
-        };
-        let d1 = left - right - 0.5 / j + 0.5 / m - 1.0 / jpa + 1.0 / (12.0 * j * j)
-            - 1.0 / (12.0 * m * m);
-        let d2 = -a * a / (j * jpa * jpa) - a * a / (m * mma * mma)
-            + 0.5 / (j * j)
-            + 0.5 / (m * m)
-            + 1.0 / (jpa * jpa)
+        let right = if a < 0.25 * m { log1pmx(-a / m) + a * a / (m * mma) } else { (mma / m).ln() + a / mma };
+        let d1 = left - right - 0.5 / j + 0.5 / m - 1.0 / jpa + 1.0 / (12.0 * j * j) - 1.0 / (12.0 * m * m);
+        let d2 = -a * a / (j * jpa * jpa) - a * a / (m * mma * mma) + 0.5 / (j * j) + 0.5 / (m * m) + 1.0 / (jpa * jpa)
             - 1.0 / (6.0 * j * j * j)
             - 1.0 / (6.0 * m * m * m);
         (d1, d2)
@@ -1226,11 +1147,7 @@ fn bt_lower_sum_fast(n: i64, x: f64, jmax: i64) -> Option<f64> {
             hi_b = j;
         }
         let newton = j - d1 / d2;
-        let next = if d2 < 0.0 && newton > lo_b && newton < hi_b {
-            newton
-        } else {
-            0.5 * (lo_b + hi_b)
-        };
+        let next = if d2 < 0.0 && newton > lo_b && newton < hi_b { newton } else { 0.5 * (lo_b + hi_b) };
         let step = (next - j).abs();
         j = next;
         if step < 1e-3 || hi_b - lo_b < 1e-3 {
@@ -1301,17 +1218,9 @@ fn bt_lower_sum_fast(n: i64, x: f64, jmax: i64) -> Option<f64> {
     let direct = |from: i64, to: i64| {
         let (mut s, mut c) = (0.0f64, 0.0f64);
         for j in from..=to {
-            let v = if j == 0 {
-                (nf * (-x).ln_1p() - l_star).exp()
-            } else {
-                scaled(j as f64)
-            };
+            let v = if j == 0 { (nf * (-x).ln_1p() - l_star).exp() } else { scaled(j as f64) };
             let t = s + v;
-            c += if s.abs() >= v.abs() {
-                (s - t) + v
-            } else {
-                (v - t) + s
-            };
+            c += if s.abs() >= v.abs() { (s - t) + v } else { (v - t) + s };
             s = t;
         }
         s + c
@@ -1344,9 +1253,7 @@ fn bt_lower_sum_fast(n: i64, x: f64, jmax: i64) -> Option<f64> {
         }
     };
     let sum = match (left, right) {
-        (Some((ta, ja)), Some((tb, jb)))
-            if hi_i - lo_i + 1 > SM_FAST_DIRECT_MAX && tb - ta >= 16.0 =>
-        {
+        (Some((ta, ja)), Some((tb, jb))) if hi_i - lo_i + 1 > SM_FAST_DIRECT_MAX && tb - ta >= 16.0 => {
             // The trapezoid rule in v = ln(j / (w - j)), w = n - a, which
             // maps (0, w), where U is analytic, onto the real line. The
             // integrand g(v) = U(j) dj/dv, dj/dv = j (w - j) / w, is closer
@@ -1471,10 +1378,7 @@ mod tests {
             for i in 1..200 {
                 let d = i as f64 / 200.0;
                 let (c, s) = (kstwo_cdf(d, n), kstwo_sf(d, n));
-                assert!(
-                    (0.0..=1.0).contains(&c) && (0.0..=1.0).contains(&s),
-                    "n={n} d={d}"
-                );
+                assert!((0.0..=1.0).contains(&c) && (0.0..=1.0).contains(&s), "n={n} d={d}");
                 // SciPy's CDF and SF switch methods at different n x^2, so
                 // they agree only to ~1e-6 (e.g. n = 141, d = 0.125).
                 assert!((c + s - 1.0).abs() < 2e-6, "n={n} d={d}: {c} + {s}");
@@ -1500,23 +1404,19 @@ mod tests {
         // scipy.stats.kstwo.sf / .cdf (SciPy 1.14) covering every branch.
         let cases: &[(f64, u64, f64, bool)] = &[
             // (x, n, expected, is_cdf)
-            (0.1, 10, 3.628_800_000_000_003e-4, true), // Ruben–Gambino, x = 1/n
-            (0.274, 10, 0.371_520_384_543_495_7, false), // Pomeranz
-            (0.5, 10, 7.777_41e-3, false),             // 2 smirnov, x >= 1/2
-            (0.6, 30, 7.392_006_292_214_292e-11, false), // 2 smirnov
-            (0.1, 100, 0.252_692_757_006_387_4, false), // Pomeranz
-            (0.3, 100, 1.771_986_989_266_291_7e-8, false), // Miller: 2 smirnov
-            (0.05, 1000, 1.301_207_478_109_033_2e-2, false), // SF: 2 smirnov (n x^2 >= 2.2)
-            (0.02, 5000, 3.613_941_395_325_637e-2, false), // SF: 1 - DMTW
+            (0.1, 10, 3.628_800_000_000_003e-4, true),         // Ruben–Gambino, x = 1/n
+            (0.274, 10, 0.371_520_384_543_495_7, false),       // Pomeranz
+            (0.5, 10, 7.777_41e-3, false),                     // 2 smirnov, x >= 1/2
+            (0.6, 30, 7.392_006_292_214_292e-11, false),       // 2 smirnov
+            (0.1, 100, 0.252_692_757_006_387_4, false),        // Pomeranz
+            (0.3, 100, 1.771_986_989_266_291_7e-8, false),     // Miller: 2 smirnov
+            (0.05, 1000, 1.301_207_478_109_033_2e-2, false),   // SF: 2 smirnov (n x^2 >= 2.2)
+            (0.02, 5000, 3.613_941_395_325_637e-2, false),     // SF: 1 - DMTW
             (0.004, 200_000, 3.314_212_822_560_255e-3, false), // SF: 1 - Pelz-Good
             (0.01, 200_000, 8.433_125_699_870_092e-18, false), // 2 smirnov, large n
         ];
         for &(x, n, expect, is_cdf) in cases {
-            let got = if is_cdf {
-                kstwo_cdf(x, n)
-            } else {
-                kstwo_sf(x, n)
-            };
+            let got = if is_cdf { kstwo_cdf(x, n) } else { kstwo_sf(x, n) };
             assert!(close(got, expect, 1e-9), "x={x} n={n}: {got} vs {expect}");
         }
     }
@@ -1529,30 +1429,26 @@ mod tests {
         // `scipy.special.smirnov(n, x)`.
         let kstwo_cases: &[(f64, u64, f64, bool)] = &[
             // (x, n, expected, is_cdf)
-            (0.0165, 8333, 0.021_166_709_317_822_035, false), // kstwo.sf(0.0165, 8333)
-            (0.0165, 8333, 0.978_833_315_538_212_7, true),    // kstwo.cdf(0.0165, 8333)
-            (0.03, 8333, 5.984_879_513_098_932e-7, false),    // kstwo.sf(0.03, 8333)
-            (0.05, 8333, 1.520_826_251_850_22e-18, false),    // kstwo.sf(0.05, 8333)
-            (0.002, 1_000_000, 6.700_277_103_670_718e-4, false), // kstwo.sf(0.002, 1000000)
+            (0.0165, 8333, 0.021_166_709_317_822_035, false),       // kstwo.sf(0.0165, 8333)
+            (0.0165, 8333, 0.978_833_315_538_212_7, true),          // kstwo.cdf(0.0165, 8333)
+            (0.03, 8333, 5.984_879_513_098_932e-7, false),          // kstwo.sf(0.03, 8333)
+            (0.05, 8333, 1.520_826_251_850_22e-18, false),          // kstwo.sf(0.05, 8333)
+            (0.002, 1_000_000, 6.700_277_103_670_718e-4, false),    // kstwo.sf(0.002, 1000000)
             (0.005, 1_000_000, 3.843_637_547_477_812_3e-22, false), // kstwo.sf(0.005, 1000000)
-            (0.0045, 250_000, 7.988_764_080_007_76e-5, false), // kstwo.sf(0.0045, 250000)
-            (0.07, 500, 0.014_168_320_200_190_71, false),     // kstwo.sf(0.07, 500)
-            (0.5, 1000, 1.064_517_291_557_782e-231, false),   // kstwo.sf(0.5, 1000)
-            (0.3, 2000, 3.951_779_760_545_748e-160, false),   // kstwo.sf(0.3, 2000)
-            (0.25, 64, 5.194_758_402_400_357e-4, false),      // kstwo.sf(0.25, 64)
+            (0.0045, 250_000, 7.988_764_080_007_76e-5, false),      // kstwo.sf(0.0045, 250000)
+            (0.07, 500, 0.014_168_320_200_190_71, false),           // kstwo.sf(0.07, 500)
+            (0.5, 1000, 1.064_517_291_557_782e-231, false),         // kstwo.sf(0.5, 1000)
+            (0.3, 2000, 3.951_779_760_545_748e-160, false),         // kstwo.sf(0.3, 2000)
+            (0.25, 64, 5.194_758_402_400_357e-4, false),            // kstwo.sf(0.25, 64)
         ];
         for &(x, n, expect, is_cdf) in kstwo_cases {
-            let got = if is_cdf {
-                kstwo_cdf(x, n)
-            } else {
-                kstwo_sf(x, n)
-            };
+            let got = if is_cdf { kstwo_cdf(x, n) } else { kstwo_sf(x, n) };
             assert!(close(got, expect, 1e-10), "x={x} n={n}: {got} vs {expect}");
         }
         let smirnov_cases: &[(u64, f64, f64)] = &[
-            (100_000, 0.004, 0.040_653_475_694_065_45), // smirnov(100000, 0.004)
-            (54_321, 0.05, 9.200_754_448_613_136e-119), // smirnov(54321, 0.05)
-            (500, 0.07, 0.007_084_160_100_095_355),     // smirnov(500, 0.07)
+            (100_000, 0.004, 0.040_653_475_694_065_45),  // smirnov(100000, 0.004)
+            (54_321, 0.05, 9.200_754_448_613_136e-119),  // smirnov(54321, 0.05)
+            (500, 0.07, 0.007_084_160_100_095_355),      // smirnov(500, 0.07)
             (999_999, 0.0031, 4.486_987_807_404_642e-9), // smirnov(999999, 0.0031)
         ];
         for &(n, x, expect) in smirnov_cases {
@@ -1579,10 +1475,7 @@ mod tests {
                     let fast = smirnov_probs_with(n, x, true).sf;
                     let exact = smirnov_probs_with(n, x, false).sf;
                     let err = (fast - exact).abs();
-                    assert!(
-                        err <= 1e-10 * exact || err <= 1e-300,
-                        "n={n} x={x}: {fast} vs {exact}"
-                    );
+                    assert!(err <= 1e-10 * exact || err <= 1e-300, "n={n} x={x}: {fast} vs {exact}");
                     if exact > 1e-290 {
                         worst = worst.max(err / exact);
                     }
@@ -1600,17 +1493,10 @@ mod tests {
             let nf = n as f64;
             for k in [49_i64, 50, 100, 200, 400] {
                 let x0 = k as f64 / nf;
-                for x in [
-                    x0,
-                    f64::from_bits(x0.to_bits() - 1),
-                    f64::from_bits(x0.to_bits() + 1),
-                ] {
+                for x in [x0, f64::from_bits(x0.to_bits() - 1), f64::from_bits(x0.to_bits() + 1)] {
                     let fast = smirnov_probs_with(n, x, true).sf;
                     let exact = smirnov_probs_with(n, x, false).sf;
-                    assert!(
-                        (fast - exact).abs() <= 1e-11 * exact || (fast - exact).abs() <= 1e-300,
-                        "n={n} x={x}: {fast} vs {exact}"
-                    );
+                    assert!((fast - exact).abs() <= 1e-11 * exact || (fast - exact).abs() <= 1e-300, "n={n} x={x}: {fast} vs {exact}");
                 }
             }
         }
@@ -1637,11 +1523,7 @@ mod tests {
             let expect = fact.ln() - (kf + 0.5) * kf.ln() + kf - 0.5 * (2.0 * PI).ln();
             assert!((stirling_delta(kf) - expect).abs() < 1e-12, "{k}");
         }
-        assert!(close(
-            stirling_delta(1.0),
-            1.0 - 0.5 * (2.0 * PI).ln(),
-            1e-13
-        ));
+        assert!(close(stirling_delta(1.0), 1.0 - 0.5 * (2.0 * PI).ln(), 1e-13));
         assert!(close(stirling_delta(1e6), 1.0 / 12e6, 1e-10));
     }
 

@@ -126,30 +126,16 @@ pub(crate) fn ks_2samp_trusted(reference: &[f64], current: &[f64], method: KsMet
     debug_assert!(check_sorted(reference, "reference").is_ok() && check_sorted(current, "current").is_ok());
     for s in [reference, current] {
         if s.is_empty() {
-            return Err(Error::InsufficientData {
-                statistic: "ks",
-                available: 0,
-                required: 1,
-            });
+            return Err(Error::InsufficientData { statistic: "ks", available: 0, required: 1 });
         }
     }
     let (n1, n2) = (reference.len() as u64, current.len() as u64);
     let d = ks_statistic_sorted(reference, current);
     let (statistic, p_value, used) = pvalue_with_statistic(n1, n2, d, method);
     if p_value.is_nan() {
-        return Err(Error::InsufficientData {
-            statistic: "ks",
-            available: n1.min(n2),
-            required: 2,
-        });
+        return Err(Error::InsufficientData { statistic: "ks", available: n1.min(n2), required: 2 });
     }
-    Ok(KsResult {
-        statistic,
-        p_value,
-        method: used,
-        n_reference: n1,
-        n_current: n2,
-    })
+    Ok(KsResult { statistic, p_value, method: used, n_reference: n1, n_current: n2 })
 }
 
 /// Two-sided two-sample KS test on raw samples: copies both, drops NaN and
@@ -160,11 +146,7 @@ pub fn ks_2samp(reference: &[f64], current: &[f64], method: KsMethod) -> Result<
     let prepare = |s: &[f64]| -> Result<Vec<f64>> {
         let mut v: Vec<f64> = s.iter().copied().filter(|x| x.is_finite()).collect();
         if v.is_empty() {
-            return Err(Error::InsufficientData {
-                statistic: "ks",
-                available: 0,
-                required: 1,
-            });
+            return Err(Error::InsufficientData { statistic: "ks", available: 0, required: 1 });
         }
         crate::sketch::sort_total(&mut v);
         Ok(v)
@@ -281,14 +263,9 @@ fn pvalue_with_statistic(n1: u64, n2: u64, d: f64, method: KsMethod) -> (f64, f6
 }
 
 fn check_sorted(s: &[f64], name: &'static str) -> Result<()> {
-    let bad = s.first().is_some_and(|x| x.is_nan())
-        || s.windows(2)
-            .any(|w| w[0].partial_cmp(&w[1]).is_none_or(|o| o.is_gt()));
+    let bad = s.first().is_some_and(|x| x.is_nan()) || s.windows(2).any(|w| w[0].partial_cmp(&w[1]).is_none_or(|o| o.is_gt()));
     if bad {
-        Err(Error::InvalidParameter {
-            name,
-            reason: "must be sorted ascending and free of NaN",
-        })
+        Err(Error::InvalidParameter { name, reason: "must be sorted ascending and free of NaN" })
     } else {
         Ok(())
     }
@@ -321,11 +298,7 @@ fn attempt_exact(n1: u64, n2: u64, d: f64) -> (f64, Option<f64>) {
     if h == 0 {
         return (d_rounded, Some(1.0));
     }
-    let prob = if n1 == n2 {
-        prob_outside_square(n1, h)
-    } else {
-        outer_prob_inside_method(n1, n2, g, h)
-    };
+    let prob = if n1 == n2 { prob_outside_square(n1, h) } else { outer_prob_inside_method(n1, n2, g, h) };
     if (0.0..=1.0).contains(&prob) {
         (d_rounded, Some(prob))
     } else {
@@ -414,11 +387,7 @@ mod tests {
     }
 
     fn floats(v: &serde_json::Value) -> Vec<f64> {
-        v.as_array()
-            .expect("array")
-            .iter()
-            .map(|x| x.as_f64().expect("number"))
-            .collect()
+        v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
     }
 
     fn sorted(v: &[f64]) -> Vec<f64> {
@@ -430,11 +399,7 @@ mod tests {
     /// (absolute error, relative error where it applies)
     fn pvalue_err(got: f64, expected: f64) -> (f64, f64) {
         let abs = (got - expected).abs();
-        let rel = if expected > 1e-300 {
-            abs / expected
-        } else {
-            0.0
-        };
+        let rel = if expected > 1e-300 { abs / expected } else { 0.0 };
         (abs, rel)
     }
 
@@ -462,39 +427,22 @@ mod tests {
                 assert!(rel <= 1e-9, "{name}: D {d} vs {d_exp}");
             }
 
-            for (slot, (key, method)) in [
-                ("ks_pvalue_auto", KsMethod::Auto),
-                ("ks_pvalue_exact", KsMethod::Exact),
-                ("ks_pvalue_asymp", KsMethod::Asymptotic),
-            ]
-            .into_iter()
-            .enumerate()
+            for (slot, (key, method)) in
+                [("ks_pvalue_auto", KsMethod::Auto), ("ks_pvalue_exact", KsMethod::Exact), ("ks_pvalue_asymp", KsMethod::Asymptotic)]
+                    .into_iter()
+                    .enumerate()
             {
                 let expected = e[key].as_f64().expect("p-value");
                 let res = ks_2samp(&r, &c, method).expect("ks_2samp");
-                assert!(
-                    (res.statistic - d_exp).abs() <= 1e-9 * d_exp.abs().max(1e-3),
-                    "{name} {key}"
-                );
+                assert!((res.statistic - d_exp).abs() <= 1e-9 * d_exp.abs().max(1e-3), "{name} {key}");
                 assert_eq!(res.n_reference, r.len() as u64);
                 assert_eq!(res.n_current, c.len() as u64);
-                let want_method = if method == KsMethod::Asymptotic {
-                    KsMethod::Asymptotic
-                } else {
-                    KsMethod::Exact
-                };
+                let want_method = if method == KsMethod::Asymptotic { KsMethod::Asymptotic } else { KsMethod::Exact };
                 assert_eq!(res.method, want_method, "{name} {key}");
                 let (abs, rel) = pvalue_err(res.p_value, expected);
-                eprintln!(
-                    "{name:24} {key:16} got {:.17e} want {:.17e} abs {abs:.2e} rel {rel:.2e}",
-                    res.p_value, expected
-                );
+                eprintln!("{name:24} {key:16} got {:.17e} want {:.17e} abs {abs:.2e} rel {rel:.2e}", res.p_value, expected);
                 assert!(abs <= 1e-6, "{name} {key}: {} vs {expected}", res.p_value);
-                assert!(
-                    rel <= 1e-6,
-                    "{name} {key}: {} vs {expected} (rel {rel})",
-                    res.p_value
-                );
+                assert!(rel <= 1e-6, "{name} {key}: {} vs {expected} (rel {rel})", res.p_value);
                 max_err[slot].0 = max_err[slot].0.max(abs);
                 max_err[slot].1 = max_err[slot].1.max(rel);
             }
@@ -512,11 +460,7 @@ mod tests {
         let b = [2.0, 3.0, 3.0];
         // Brute force with searchsorted(side="right").
         let count_le = |s: &[f64], x: f64| s.iter().filter(|&&y| y <= x).count() as f64;
-        let brute = a
-            .iter()
-            .chain(b.iter())
-            .map(|&x| (count_le(&a, x) / 4.0 - count_le(&b, x) / 3.0).abs())
-            .fold(0.0, f64::max);
+        let brute = a.iter().chain(b.iter()).map(|&x| (count_le(&a, x) / 4.0 - count_le(&b, x) / 3.0).abs()).fold(0.0, f64::max);
         assert_eq!(ks_statistic_sorted(&a, &b), brute);
         assert_eq!(ks_statistic_sorted(&a, &a), 0.0);
         assert_eq!(ks_statistic_sorted(&[0.0], &[1.0]), 1.0);
@@ -532,11 +476,8 @@ mod tests {
             let a = sorted(&(0..n1).map(|_| (next() % 10) as f64).collect::<Vec<_>>());
             let b = sorted(&(0..n2).map(|_| (next() % 10) as f64).collect::<Vec<_>>());
             let count_le = |s: &[f64], x: f64| s.iter().filter(|&&y| y <= x).count() as f64;
-            let brute = a
-                .iter()
-                .chain(b.iter())
-                .map(|&x| (count_le(&a, x) / n1 as f64 - count_le(&b, x) / n2 as f64).abs())
-                .fold(0.0, f64::max);
+            let brute =
+                a.iter().chain(b.iter()).map(|&x| (count_le(&a, x) / n1 as f64 - count_le(&b, x) / n2 as f64).abs()).fold(0.0, f64::max);
             assert_eq!(ks_statistic_sorted(&a, &b), brute);
         }
     }
@@ -552,23 +493,10 @@ mod tests {
     #[test]
     fn empty_and_non_finite_samples() {
         let err = ks_2samp(&[], &[1.0], KsMethod::Auto).expect_err("must fail");
-        assert_eq!(
-            err,
-            Error::InsufficientData {
-                statistic: "ks",
-                available: 0,
-                required: 1
-            }
-        );
-        let err =
-            ks_2samp(&[1.0], &[f64::NAN, f64::INFINITY], KsMethod::Auto).expect_err("must fail");
+        assert_eq!(err, Error::InsufficientData { statistic: "ks", available: 0, required: 1 });
+        let err = ks_2samp(&[1.0], &[f64::NAN, f64::INFINITY], KsMethod::Auto).expect_err("must fail");
         assert!(matches!(err, Error::InsufficientData { .. }));
-        let r = ks_2samp(
-            &[1.0, f64::NAN, 2.0],
-            &[3.0, f64::NEG_INFINITY],
-            KsMethod::Auto,
-        )
-        .expect("ok");
+        let r = ks_2samp(&[1.0, f64::NAN, 2.0], &[3.0, f64::NEG_INFINITY], KsMethod::Auto).expect("ok");
         assert_eq!(r.n_reference, 2);
         assert_eq!(r.n_current, 1);
         assert_eq!(r.statistic, 1.0);
@@ -605,13 +533,9 @@ mod tests {
                 dist.push(d);
             }
             for &d0 in &dist {
-                let expect =
-                    dist.iter().filter(|&&d| d >= d0 - 1e-12).count() as f64 / dist.len() as f64;
+                let expect = dist.iter().filter(|&&d| d >= d0 - 1e-12).count() as f64 / dist.len() as f64;
                 let got = ks_pvalue_exact(n1, n2, d0).expect("exact");
-                assert!(
-                    (got - expect).abs() < 1e-12,
-                    "{n1} {n2} {d0}: {got} vs {expect}"
-                );
+                assert!((got - expect).abs() < 1e-12, "{n1} {n2} {d0}: {got} vs {expect}");
             }
         }
     }
@@ -680,13 +604,7 @@ mod tests {
 
     #[test]
     fn method_serde_names() {
-        assert_eq!(
-            serde_json::to_string(&KsMethod::Asymptotic).expect("ser"),
-            "\"asymptotic\""
-        );
-        assert_eq!(
-            serde_json::from_str::<KsMethod>("\"auto\"").expect("de"),
-            KsMethod::Auto
-        );
+        assert_eq!(serde_json::to_string(&KsMethod::Asymptotic).expect("ser"), "\"asymptotic\"");
+        assert_eq!(serde_json::from_str::<KsMethod>("\"auto\"").expect("de"), KsMethod::Auto);
     }
 }

@@ -172,11 +172,7 @@ fn auc_from_twice_u(u2: u128, positives: u64, negatives: u64) -> f64 {
 }
 
 fn one_class_error(positives: u64, negatives: u64) -> Error {
-    Error::InsufficientData {
-        statistic: "roc_auc",
-        available: positives.min(negatives),
-        required: 1,
-    }
+    Error::InsufficientData { statistic: "roc_auc", available: positives.min(negatives), required: 1 }
 }
 
 /// ROC AUC of `scores` for binary `labels`, equal to scikit-learn's
@@ -195,29 +191,18 @@ fn one_class_error(positives: u64, negatives: u64) -> Error {
 ///   holds only one class.
 pub fn roc_auc(labels: &[u8], scores: &[f64]) -> Result<f64> {
     if labels.len() != scores.len() {
-        return Err(Error::InvalidParameter {
-            name: "scores",
-            reason: "labels and scores must have the same length",
-        });
+        return Err(Error::InvalidParameter { name: "scores", reason: "labels and scores must have the same length" });
     }
     let mut positives = Vec::new();
     let mut negatives = Vec::new();
     for (&label, &score) in labels.iter().zip(scores) {
         if !score.is_finite() {
-            return Err(Error::InvalidParameter {
-                name: "scores",
-                reason: "scores must be finite",
-            });
+            return Err(Error::InvalidParameter { name: "scores", reason: "scores must be finite" });
         }
         match label {
             1 => positives.push(score),
             0 => negatives.push(score),
-            _ => {
-                return Err(Error::InvalidParameter {
-                    name: "labels",
-                    reason: "labels must be 0 or 1",
-                })
-            }
+            _ => return Err(Error::InvalidParameter { name: "labels", reason: "labels must be 0 or 1" }),
         }
     }
     let (p, n) = (positives.len() as u64, negatives.len() as u64);
@@ -226,11 +211,7 @@ pub fn roc_auc(labels: &[u8], scores: &[f64]) -> Result<f64> {
     }
     positives.sort_unstable_by(f64::total_cmp);
     negatives.sort_unstable_by(f64::total_cmp);
-    Ok(auc_from_twice_u(
-        twice_u_sorted(&positives, &negatives),
-        p,
-        n,
-    ))
+    Ok(auc_from_twice_u(twice_u_sorted(&positives, &negatives), p, n))
 }
 
 // ---------------------------------------------------------------------------
@@ -249,43 +230,25 @@ enum ScoreStore {
         sorted: bool,
     },
     /// Counts of scores per equal-width bin over `[0, 1]`, split by label.
-    Binned {
-        positives: Vec<u64>,
-        negatives: Vec<u64>,
-    },
+    Binned { positives: Vec<u64>, negatives: Vec<u64> },
 }
 
 impl ScoreStore {
     fn empty() -> Self {
-        ScoreStore::Exact {
-            positives: Vec::new(),
-            negatives: Vec::new(),
-            sorted: true,
-        }
+        ScoreStore::Exact { positives: Vec::new(), negatives: Vec::new(), sorted: true }
     }
 
     fn held(&self) -> usize {
         match self {
-            ScoreStore::Exact {
-                positives,
-                negatives,
-                ..
-            } => positives.len() + negatives.len(),
+            ScoreStore::Exact { positives, negatives, .. } => positives.len() + negatives.len(),
             ScoreStore::Binned { .. } => 0,
         }
     }
 
     fn heap_bytes(&self) -> usize {
         match self {
-            ScoreStore::Exact {
-                positives,
-                negatives,
-                ..
-            } => (positives.capacity() + negatives.capacity()) * std::mem::size_of::<f64>(),
-            ScoreStore::Binned {
-                positives,
-                negatives,
-            } => (positives.capacity() + negatives.capacity()) * std::mem::size_of::<u64>(),
+            ScoreStore::Exact { positives, negatives, .. } => (positives.capacity() + negatives.capacity()) * std::mem::size_of::<f64>(),
+            ScoreStore::Binned { positives, negatives } => (positives.capacity() + negatives.capacity()) * std::mem::size_of::<u64>(),
         }
     }
 }
@@ -396,10 +359,7 @@ impl TryFrom<BinaryClassificationRepr> for BinaryClassification {
     type Error = Error;
 
     fn try_from(r: BinaryClassificationRepr) -> Result<Self> {
-        let corrupt = |reason| Error::CorruptSnapshot {
-            kind: "binary_classification",
-            reason,
-        };
+        let corrupt = |reason| Error::CorruptSnapshot { kind: "binary_classification", reason };
         if r.bins == 0 || r.bins > MAX_AUC_BINS {
             return Err(corrupt("bins must be between 1 and MAX_AUC_BINS"));
         }
@@ -410,22 +370,14 @@ impl TryFrom<BinaryClassificationRepr> for BinaryClassification {
             return Err(corrupt("non-finite sum"));
         }
         let scores = match r.scores {
-            ScoreStore::Exact {
-                mut positives,
-                mut negatives,
-                ..
-            } => {
+            ScoreStore::Exact { mut positives, mut negatives, .. } => {
                 if positives.len() as u64 != pos || negatives.len() as u64 != neg {
                     return Err(corrupt("held scores disagree with the confusion counts"));
                 }
                 if positives.len() + negatives.len() > r.capacity {
                     return Err(corrupt("more scores held than the capacity"));
                 }
-                if positives
-                    .iter()
-                    .chain(&negatives)
-                    .any(|s| !(0.0..=1.0).contains(s))
-                {
+                if positives.iter().chain(&negatives).any(|s| !(0.0..=1.0).contains(s)) {
                     return Err(corrupt("score outside [0, 1]"));
                 }
                 // Hold -0.0 as 0.0, as `update` does.
@@ -434,16 +386,9 @@ impl TryFrom<BinaryClassificationRepr> for BinaryClassification {
                 }
                 positives.sort_unstable_by(f64::total_cmp);
                 negatives.sort_unstable_by(f64::total_cmp);
-                ScoreStore::Exact {
-                    positives,
-                    negatives,
-                    sorted: true,
-                }
+                ScoreStore::Exact { positives, negatives, sorted: true }
             }
-            ScoreStore::Binned {
-                positives,
-                negatives,
-            } => {
+            ScoreStore::Binned { positives, negatives } => {
                 if positives.len() != r.bins || negatives.len() != r.bins {
                     return Err(corrupt("histogram length differs from bins"));
                 }
@@ -451,10 +396,7 @@ impl TryFrom<BinaryClassificationRepr> for BinaryClassification {
                 if total(&positives) != Some(pos) || total(&negatives) != Some(neg) {
                     return Err(corrupt("histogram disagrees with the confusion counts"));
                 }
-                ScoreStore::Binned {
-                    positives,
-                    negatives,
-                }
+                ScoreStore::Binned { positives, negatives }
             }
         };
         Ok(BinaryClassification {
@@ -491,56 +433,30 @@ fn validate_observation(label: u8, prediction: u8, score: f64) -> Result<Observa
     let positive = match label {
         0 => false,
         1 => true,
-        _ => {
-            return Err(Error::InvalidParameter {
-                name: "label",
-                reason: "labels must be 0 or 1",
-            })
-        }
+        _ => return Err(Error::InvalidParameter { name: "label", reason: "labels must be 0 or 1" }),
     };
     let predicted_positive = match prediction {
         0 => false,
         1 => true,
-        _ => {
-            return Err(Error::InvalidParameter {
-                name: "prediction",
-                reason: "predictions must be 0 or 1",
-            })
-        }
+        _ => return Err(Error::InvalidParameter { name: "prediction", reason: "predictions must be 0 or 1" }),
     };
     if !score.is_finite() {
-        return Err(Error::InvalidParameter {
-            name: "score",
-            reason: "scores must be finite",
-        });
+        return Err(Error::InvalidParameter { name: "score", reason: "scores must be finite" });
     }
     if !(0.0..=1.0).contains(&score) {
-        return Err(Error::InvalidParameter {
-            name: "score",
-            reason: "scores must be probabilities in [0, 1]",
-        });
+        return Err(Error::InvalidParameter { name: "score", reason: "scores must be probabilities in [0, 1]" });
     }
     // Normalise -0.0 so that held scores compare and bin uniformly.
     let score = if score == 0.0 { 0.0 } else { score };
-    Ok(Observation {
-        positive,
-        predicted_positive,
-        score,
-    })
+    Ok(Observation { positive, predicted_positive, score })
 }
 
 fn check_batch_lengths(labels: usize, predictions: usize, scores: usize) -> Result<()> {
     if labels != predictions {
-        return Err(Error::InvalidParameter {
-            name: "predictions",
-            reason: "labels and predictions must have the same length",
-        });
+        return Err(Error::InvalidParameter { name: "predictions", reason: "labels and predictions must have the same length" });
     }
     if labels != scores {
-        return Err(Error::InvalidParameter {
-            name: "scores",
-            reason: "labels and scores must have the same length",
-        });
+        return Err(Error::InvalidParameter { name: "scores", reason: "labels and scores must have the same length" });
     }
     Ok(())
 }
@@ -569,10 +485,7 @@ impl BinaryClassification {
     /// [`MAX_AUC_BINS`].
     pub fn new(capacity: usize, bins: usize) -> Result<Self> {
         if bins == 0 || bins > MAX_AUC_BINS {
-            return Err(Error::InvalidParameter {
-                name: "bins",
-                reason: "bins must be between 1 and MAX_AUC_BINS",
-            });
+            return Err(Error::InvalidParameter { name: "bins", reason: "bins must be between 1 and MAX_AUC_BINS" });
         }
         Ok(Self::empty(capacity, bins))
     }
@@ -646,29 +559,13 @@ impl BinaryClassification {
     ///
     /// [`Error::InvalidParameter`] on different lengths or any invalid
     /// observation (see [`update`](Self::update)).
-    pub fn update_batch(
-        &mut self,
-        labels: &[u8],
-        predictions: &[u8],
-        scores: &[f64],
-    ) -> Result<()> {
+    pub fn update_batch(&mut self, labels: &[u8], predictions: &[u8], scores: &[f64]) -> Result<()> {
         check_batch_lengths(labels.len(), predictions.len(), scores.len())?;
-        let observations = labels
-            .iter()
-            .zip(predictions)
-            .zip(scores)
-            .map(|((&l, &p), &s)| validate_observation(l, p, s))
-            .collect::<Result<Vec<_>>>()?;
+        let observations =
+            labels.iter().zip(predictions).zip(scores).map(|((&l, &p), &s)| validate_observation(l, p, s)).collect::<Result<Vec<_>>>()?;
         self.check_room(observations.len() as u64)?;
-        if let ScoreStore::Exact {
-            positives,
-            negatives,
-            ..
-        } = &mut self.scores
-        {
-            let room = self
-                .capacity
-                .saturating_sub(positives.len() + negatives.len());
+        if let ScoreStore::Exact { positives, negatives, .. } = &mut self.scores {
+            let room = self.capacity.saturating_sub(positives.len() + negatives.len());
             if observations.len() <= room {
                 let pos = observations.iter().filter(|o| o.positive).count();
                 positives.reserve(pos);
@@ -685,10 +582,7 @@ impl BinaryClassification {
     fn check_room(&self, extra: u64) -> Result<()> {
         match self.count().checked_add(extra) {
             Some(_) => Ok(()),
-            None => Err(Error::InvalidParameter {
-                name: "count",
-                reason: "the observation count would overflow u64",
-            }),
+            None => Err(Error::InvalidParameter { name: "count", reason: "the observation count would overflow u64" }),
         }
     }
 
@@ -699,28 +593,20 @@ impl BinaryClassification {
             (false, true) => self.fp += 1,
             (false, false) => self.tn += 1,
         }
-        self.log_loss_sum
-            .add(log_loss_term(obs.positive, obs.score));
+        self.log_loss_sum.add(log_loss_term(obs.positive, obs.score));
         self.brier_sum.add(brier_term(obs.positive, obs.score));
         if self.scores.held() >= self.capacity {
             self.bin_scores();
         }
         match &mut self.scores {
-            ScoreStore::Exact {
-                positives,
-                negatives,
-                sorted,
-            } => {
+            ScoreStore::Exact { positives, negatives, sorted } => {
                 let target = if obs.positive { positives } else { negatives };
                 if target.last().is_some_and(|&last| last > obs.score) {
                     *sorted = false;
                 }
                 target.push(obs.score);
             }
-            ScoreStore::Binned {
-                positives,
-                negatives,
-            } => {
+            ScoreStore::Binned { positives, negatives } => {
                 let target = if obs.positive { positives } else { negatives };
                 if let Some(c) = target.get_mut(bin_of(obs.score, self.bins)) {
                     *c += 1;
@@ -731,16 +617,8 @@ impl BinaryClassification {
 
     /// Switches the score store to the histogram (no-op when binned).
     fn bin_scores(&mut self) {
-        if let ScoreStore::Exact {
-            positives,
-            negatives,
-            ..
-        } = &self.scores
-        {
-            self.scores = ScoreStore::Binned {
-                positives: histogram(positives, self.bins),
-                negatives: histogram(negatives, self.bins),
-            };
+        if let ScoreStore::Exact { positives, negatives, .. } = &self.scores {
+            self.scores = ScoreStore::Binned { positives: histogram(positives, self.bins), negatives: histogram(negatives, self.bins) };
         }
     }
 
@@ -755,10 +633,7 @@ impl BinaryClassification {
     ///   accumulator is then unchanged.
     pub fn retract(&mut self, label: u8, prediction: u8, score: f64) -> Result<()> {
         let obs = validate_observation(label, prediction, score)?;
-        let never_added = |name| Error::InvalidParameter {
-            name,
-            reason: "retracted an observation that was never added",
-        };
+        let never_added = |name| Error::InvalidParameter { name, reason: "retracted an observation that was never added" };
         let cell = match (obs.positive, obs.predicted_positive) {
             (true, true) => self.tp,
             (true, false) => self.fn_,
@@ -771,11 +646,7 @@ impl BinaryClassification {
         // Locate the score before changing anything.
         let bins = self.bins;
         match &mut self.scores {
-            ScoreStore::Exact {
-                positives,
-                negatives,
-                sorted,
-            } => {
+            ScoreStore::Exact { positives, negatives, sorted } => {
                 let target = if obs.positive { positives } else { negatives };
                 let i = find_score(target, obs.score, *sorted).ok_or(never_added("score"))?;
                 if *sorted {
@@ -784,10 +655,7 @@ impl BinaryClassification {
                     target.swap_remove(i);
                 }
             }
-            ScoreStore::Binned {
-                positives,
-                negatives,
-            } => {
+            ScoreStore::Binned { positives, negatives } => {
                 let target = if obs.positive { positives } else { negatives };
                 match target.get_mut(bin_of(obs.score, bins)) {
                     Some(c) if *c > 0 => *c -= 1,
@@ -801,8 +669,7 @@ impl BinaryClassification {
             (false, true) => self.fp -= 1,
             (false, false) => self.tn -= 1,
         }
-        self.log_loss_sum
-            .sub(log_loss_term(obs.positive, obs.score));
+        self.log_loss_sum.sub(log_loss_term(obs.positive, obs.score));
         self.brier_sum.sub(brier_term(obs.positive, obs.score));
         if self.count() == 0 {
             // Drop rounding residue and return to exact scores.
@@ -819,12 +686,7 @@ impl BinaryClassification {
     ///
     /// As [`retract`](Self::retract), and [`Error::InvalidParameter`] on
     /// different lengths.
-    pub fn retract_batch(
-        &mut self,
-        labels: &[u8],
-        predictions: &[u8],
-        scores: &[f64],
-    ) -> Result<()> {
+    pub fn retract_batch(&mut self, labels: &[u8], predictions: &[u8], scores: &[f64]) -> Result<()> {
         check_batch_lengths(labels.len(), predictions.len(), scores.len())?;
         let mut trial = self.clone();
         for ((&l, &p), &s) in labels.iter().zip(predictions).zip(scores) {
@@ -847,14 +709,10 @@ impl BinaryClassification {
     /// `u64`; this accumulator is then unchanged.
     pub fn merge(&mut self, other: &Self) -> Result<()> {
         if self.capacity != other.capacity {
-            return Err(Error::Incompatible {
-                reason: "binary classification accumulators differ in score capacity",
-            });
+            return Err(Error::Incompatible { reason: "binary classification accumulators differ in score capacity" });
         }
         if self.bins != other.bins {
-            return Err(Error::Incompatible {
-                reason: "binary classification accumulators differ in AUC bins",
-            });
+            return Err(Error::Incompatible { reason: "binary classification accumulators differ in AUC bins" });
         }
         self.check_room(other.count())?;
         self.tp += other.tp;
@@ -869,33 +727,12 @@ impl BinaryClassification {
         }
         let bins = self.bins;
         match (&mut self.scores, &other.scores) {
-            (
-                ScoreStore::Exact {
-                    positives,
-                    negatives,
-                    sorted,
-                },
-                ScoreStore::Exact {
-                    positives: op,
-                    negatives: on,
-                    ..
-                },
-            ) => {
+            (ScoreStore::Exact { positives, negatives, sorted }, ScoreStore::Exact { positives: op, negatives: on, .. }) => {
                 positives.extend_from_slice(op);
                 negatives.extend_from_slice(on);
                 *sorted = false;
             }
-            (
-                ScoreStore::Binned {
-                    positives,
-                    negatives,
-                },
-                ScoreStore::Exact {
-                    positives: op,
-                    negatives: on,
-                    ..
-                },
-            ) => {
+            (ScoreStore::Binned { positives, negatives }, ScoreStore::Exact { positives: op, negatives: on, .. }) => {
                 for &s in op {
                     if let Some(c) = positives.get_mut(bin_of(s, bins)) {
                         *c += 1;
@@ -907,32 +744,13 @@ impl BinaryClassification {
                     }
                 }
             }
-            (
-                ScoreStore::Binned {
-                    positives,
-                    negatives,
-                },
-                ScoreStore::Binned {
-                    positives: op,
-                    negatives: on,
-                },
-            ) => {
+            (ScoreStore::Binned { positives, negatives }, ScoreStore::Binned { positives: op, negatives: on }) => {
                 positives.iter_mut().zip(op).for_each(|(c, o)| *c += o);
                 negatives.iter_mut().zip(on).for_each(|(c, o)| *c += o);
             }
-            (
-                ScoreStore::Exact { .. },
-                ScoreStore::Binned {
-                    positives: op,
-                    negatives: on,
-                },
-            ) => {
+            (ScoreStore::Exact { .. }, ScoreStore::Binned { positives: op, negatives: on }) => {
                 self.bin_scores();
-                if let ScoreStore::Binned {
-                    positives,
-                    negatives,
-                } = &mut self.scores
-                {
+                if let ScoreStore::Binned { positives, negatives } = &mut self.scores {
                     positives.iter_mut().zip(op).for_each(|(c, o)| *c += o);
                     negatives.iter_mut().zip(on).for_each(|(c, o)| *c += o);
                 }
@@ -948,11 +766,7 @@ impl BinaryClassification {
 
     fn require_data(&self, statistic: &'static str) -> Result<u64> {
         match self.count() {
-            0 => Err(Error::InsufficientData {
-                statistic,
-                available: 0,
-                required: 1,
-            }),
+            0 => Err(Error::InsufficientData { statistic, available: 0, required: 1 }),
             n => Ok(n),
         }
     }
@@ -1000,11 +814,7 @@ impl BinaryClassification {
         // scikit-learn: (1 + beta²) tp / (beta² (tp + fn) + (tp + fp)).
         let numerator = 2.0 * self.tp as f64;
         let denominator = (self.tp + self.fn_) as f64 + (self.tp + self.fp) as f64;
-        Ok(if denominator == 0.0 {
-            0.0
-        } else {
-            numerator / denominator
-        })
+        Ok(if denominator == 0.0 { 0.0 } else { numerator / denominator })
     }
 
     /// Mean log loss, scores clipped to `[LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]`.
@@ -1043,26 +853,15 @@ impl BinaryClassification {
             return Err(one_class_error(p, n));
         }
         let u2 = match &self.scores {
-            ScoreStore::Exact {
-                positives,
-                negatives,
-                sorted: true,
-            } => twice_u_sorted(positives, negatives),
-            ScoreStore::Exact {
-                positives,
-                negatives,
-                sorted: false,
-            } => {
+            ScoreStore::Exact { positives, negatives, sorted: true } => twice_u_sorted(positives, negatives),
+            ScoreStore::Exact { positives, negatives, sorted: false } => {
                 let mut positives = positives.clone();
                 let mut negatives = negatives.clone();
                 positives.sort_unstable_by(f64::total_cmp);
                 negatives.sort_unstable_by(f64::total_cmp);
                 twice_u_sorted(&positives, &negatives)
             }
-            ScoreStore::Binned {
-                positives,
-                negatives,
-            } => twice_u_binned(positives, negatives),
+            ScoreStore::Binned { positives, negatives } => twice_u_binned(positives, negatives),
         };
         Ok(auc_from_twice_u(u2, p, n))
     }
@@ -1070,12 +869,7 @@ impl BinaryClassification {
     /// Sorts the held scores in place so later AUC evaluations and
     /// retractions need no sort (binary search instead of a scan).
     pub fn sort_scores(&mut self) {
-        if let ScoreStore::Exact {
-            positives,
-            negatives,
-            sorted,
-        } = &mut self.scores
-        {
+        if let ScoreStore::Exact { positives, negatives, sorted } = &mut self.scores {
             if !*sorted {
                 positives.sort_unstable_by(f64::total_cmp);
                 negatives.sort_unstable_by(f64::total_cmp);
@@ -1184,14 +978,8 @@ impl TryFrom<RegressionRepr> for Regression {
     type Error = Error;
 
     fn try_from(r: RegressionRepr) -> Result<Self> {
-        if !(r.abs_error_sum.is_finite()
-            && r.squared_error_sum.is_finite()
-            && r.percentage_error_sum.is_finite())
-        {
-            return Err(Error::CorruptSnapshot {
-                kind: "regression",
-                reason: "non-finite sum",
-            });
+        if !(r.abs_error_sum.is_finite() && r.squared_error_sum.is_finite() && r.percentage_error_sum.is_finite()) {
+            return Err(Error::CorruptSnapshot { kind: "regression", reason: "non-finite sum" });
         }
         Ok(Regression {
             count: r.count,
@@ -1212,8 +1000,7 @@ fn regression_terms(y_true: f64, y_pred: f64) -> Option<(f64, f64, f64)> {
     let abs = (y_true - y_pred).abs();
     let squared = abs * abs;
     let percentage = abs / y_true.abs().max(f64::EPSILON);
-    (abs.is_finite() && squared.is_finite() && percentage.is_finite())
-        .then_some((abs, squared, percentage))
+    (abs.is_finite() && squared.is_finite() && percentage.is_finite()).then_some((abs, squared, percentage))
 }
 
 impl Regression {
@@ -1254,10 +1041,7 @@ impl Regression {
     /// added then.
     pub fn update_batch(&mut self, y_true: &[f64], y_pred: &[f64]) -> Result<()> {
         if y_true.len() != y_pred.len() {
-            return Err(Error::InvalidParameter {
-                name: "y_pred",
-                reason: "y_true and y_pred must have the same length",
-            });
+            return Err(Error::InvalidParameter { name: "y_pred", reason: "y_true and y_pred must have the same length" });
         }
         for (&t, &p) in y_true.iter().zip(y_pred) {
             self.update(t, p);
@@ -1274,10 +1058,7 @@ impl Regression {
     /// [`Error::InvalidParameter`] when there is no such observation to
     /// remove (the matching counter is 0); nothing changes then.
     pub fn retract(&mut self, y_true: f64, y_pred: f64) -> Result<()> {
-        let never_added = Error::InvalidParameter {
-            name: "y_true",
-            reason: "retracted an observation that was never added",
-        };
+        let never_added = Error::InvalidParameter { name: "y_true", reason: "retracted an observation that was never added" };
         match regression_terms(y_true, y_pred) {
             Some((abs, squared, percentage)) => {
                 if self.count == 0 {
@@ -1315,10 +1096,7 @@ impl Regression {
     /// different lengths.
     pub fn retract_batch(&mut self, y_true: &[f64], y_pred: &[f64]) -> Result<()> {
         if y_true.len() != y_pred.len() {
-            return Err(Error::InvalidParameter {
-                name: "y_pred",
-                reason: "y_true and y_pred must have the same length",
-            });
+            return Err(Error::InvalidParameter { name: "y_pred", reason: "y_true and y_pred must have the same length" });
         }
         let mut trial = self.clone();
         for (&t, &p) in y_true.iter().zip(y_pred) {
@@ -1344,11 +1122,7 @@ impl Regression {
 
     fn require_data(&self, statistic: &'static str) -> Result<f64> {
         match self.count {
-            0 => Err(Error::InsufficientData {
-                statistic,
-                available: 0,
-                required: 1,
-            }),
+            0 => Err(Error::InsufficientData { statistic, available: 0, required: 1 }),
             n => Ok(n as f64),
         }
     }
@@ -1392,13 +1166,7 @@ impl Regression {
     /// without valid observations.
     pub fn evaluate(&self) -> Result<RegressionQuality> {
         self.require_data("regression_quality")?;
-        Ok(RegressionQuality {
-            mae: self.mae()?,
-            rmse: self.rmse()?,
-            mape: self.mape()?,
-            count: self.count,
-            invalid: self.invalid,
-        })
+        Ok(RegressionQuality { mae: self.mae()?, rmse: self.rmse()?, mape: self.mape()?, count: self.count, invalid: self.invalid })
     }
 }
 
@@ -1407,10 +1175,7 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    const FIXTURE: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/classification.json"
-    );
+    const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/classification.json");
 
     /// One case of the classification fixture.
     #[derive(Debug)]
@@ -1425,17 +1190,11 @@ mod tests {
     fn load_cases() -> Vec<Case> {
         let text = std::fs::read_to_string(FIXTURE).expect("read classification fixture");
         let root: Value = serde_json::from_str(&text).expect("parse classification fixture");
-        let definition = root["definitions"]["classification"]
-            .as_str()
-            .expect("classification definition");
+        let definition = root["definitions"]["classification"].as_str().expect("classification definition");
         assert!(definition.contains("zero_division=0"));
         assert!(definition.contains("1e-15"));
         let to_u8 = |v: &Value| -> Vec<u8> {
-            v.as_array()
-                .expect("array")
-                .iter()
-                .map(|x| u8::try_from(x.as_u64().expect("integer")).expect("small integer"))
-                .collect()
+            v.as_array().expect("array").iter().map(|x| u8::try_from(x.as_u64().expect("integer")).expect("small integer")).collect()
         };
         let cases: Vec<Case> = root["cases"]
             .as_array()
@@ -1445,12 +1204,7 @@ mod tests {
                 name: c["name"].as_str().expect("name").to_owned(),
                 labels: to_u8(&c["label"]),
                 predictions: to_u8(&c["prediction"]),
-                scores: c["score"]
-                    .as_array()
-                    .expect("scores")
-                    .iter()
-                    .map(|x| x.as_f64().expect("float"))
-                    .collect(),
+                scores: c["score"].as_array().expect("scores").iter().map(|x| x.as_f64().expect("float")).collect(),
                 expected: c["expected"].clone(),
             })
             .collect();
@@ -1459,18 +1213,13 @@ mod tests {
     }
 
     fn expected(case: &Case, metric: &str) -> f64 {
-        case.expected[metric]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{}: expected.{metric} missing", case.name))
+        case.expected[metric].as_f64().unwrap_or_else(|| panic!("{}: expected.{metric} missing", case.name))
     }
 
     #[track_caller]
     fn assert_close(actual: f64, expected: f64, what: &str) {
         let diff = (actual - expected).abs();
-        assert!(
-            diff <= 1e-12 || diff <= 1e-9 * expected.abs(),
-            "{what}: got {actual}, expected {expected} (diff {diff:e})"
-        );
+        assert!(diff <= 1e-12 || diff <= 1e-9 * expected.abs(), "{what}: got {actual}, expected {expected} (diff {diff:e})");
     }
 
     #[track_caller]
@@ -1489,13 +1238,7 @@ mod tests {
         }
     }
 
-    fn build(
-        capacity: usize,
-        bins: usize,
-        labels: &[u8],
-        predictions: &[u8],
-        scores: &[f64],
-    ) -> BinaryClassification {
+    fn build(capacity: usize, bins: usize, labels: &[u8], predictions: &[u8], scores: &[f64]) -> BinaryClassification {
         let mut acc = BinaryClassification::new(capacity, bins).expect("valid config");
         for ((&l, &p), &s) in labels.iter().zip(predictions).zip(scores) {
             acc.update(l, p, s).expect("valid observation");
@@ -1549,13 +1292,7 @@ mod tests {
             assert_eq!(case.scores.len(), n, "{}", case.name);
 
             // One update at a time, then evaluate().
-            let mut acc = build(
-                DEFAULT_SCORE_CAPACITY,
-                DEFAULT_AUC_BINS,
-                &case.labels,
-                &case.predictions,
-                &case.scores,
-            );
+            let mut acc = build(DEFAULT_SCORE_CAPACITY, DEFAULT_AUC_BINS, &case.labels, &case.predictions, &case.scores);
             assert!(acc.is_exact());
             let q = acc.evaluate().expect("non-empty");
             let what = |m: &str| format!("{} {m}", case.name);
@@ -1565,59 +1302,25 @@ mod tests {
             assert_close(q.precision, expected(case, "precision"), &what("precision"));
             assert_close(q.recall, expected(case, "recall"), &what("recall"));
             assert_close(q.f1, expected(case, "f1"), &what("f1"));
-            assert_close(
-                q.roc_auc.expect("both classes present"),
-                expected(case, "roc_auc"),
-                &what("roc_auc"),
-            );
+            assert_close(q.roc_auc.expect("both classes present"), expected(case, "roc_auc"), &what("roc_auc"));
             assert_close(q.log_loss, expected(case, "log_loss"), &what("log_loss"));
             assert_close(q.brier, expected(case, "brier"), &what("brier"));
 
             // The single-metric getters agree.
-            assert_close(
-                acc.accuracy().expect("data"),
-                expected(case, "accuracy"),
-                &what("accuracy()"),
-            );
-            assert_close(
-                acc.precision().expect("data"),
-                expected(case, "precision"),
-                &what("precision()"),
-            );
-            assert_close(
-                acc.recall().expect("data"),
-                expected(case, "recall"),
-                &what("recall()"),
-            );
+            assert_close(acc.accuracy().expect("data"), expected(case, "accuracy"), &what("accuracy()"));
+            assert_close(acc.precision().expect("data"), expected(case, "precision"), &what("precision()"));
+            assert_close(acc.recall().expect("data"), expected(case, "recall"), &what("recall()"));
             assert_close(acc.f1().expect("data"), expected(case, "f1"), &what("f1()"));
-            assert_close(
-                acc.roc_auc().expect("data"),
-                expected(case, "roc_auc"),
-                &what("roc_auc()"),
-            );
-            assert_close(
-                acc.log_loss().expect("data"),
-                expected(case, "log_loss"),
-                &what("log_loss()"),
-            );
-            assert_close(
-                acc.brier().expect("data"),
-                expected(case, "brier"),
-                &what("brier()"),
-            );
+            assert_close(acc.roc_auc().expect("data"), expected(case, "roc_auc"), &what("roc_auc()"));
+            assert_close(acc.log_loss().expect("data"), expected(case, "log_loss"), &what("log_loss()"));
+            assert_close(acc.brier().expect("data"), expected(case, "brier"), &what("brier()"));
 
             // The free function.
-            assert_close(
-                roc_auc(&case.labels, &case.scores).expect("both classes"),
-                expected(case, "roc_auc"),
-                &what("roc_auc fn"),
-            );
+            assert_close(roc_auc(&case.labels, &case.scores).expect("both classes"), expected(case, "roc_auc"), &what("roc_auc fn"));
 
             // Batch update, and quality() on unsorted scores.
             let mut batch = BinaryClassification::default();
-            batch
-                .update_batch(&case.labels, &case.predictions, &case.scores)
-                .expect("valid batch");
+            batch.update_batch(&case.labels, &case.predictions, &case.scores).expect("valid batch");
             assert_quality_close(&batch.quality().expect("data"), &q, &what("batch"));
         }
     }
@@ -1628,11 +1331,7 @@ mod tests {
             if case.labels.len() > 1000 {
                 continue;
             }
-            assert_close(
-                roc_auc(&case.labels, &case.scores).expect("auc"),
-                brute_force_auc(&case.labels, &case.scores),
-                &case.name,
-            );
+            assert_close(roc_auc(&case.labels, &case.scores).expect("auc"), brute_force_auc(&case.labels, &case.scores), &case.name);
         }
     }
 
@@ -1640,18 +1339,8 @@ mod tests {
     fn fixture_merge_equals_build_of_concatenation() {
         for case in &load_cases() {
             let n = case.labels.len();
-            for &(capacity, bins) in &[
-                (DEFAULT_SCORE_CAPACITY, DEFAULT_AUC_BINS),
-                (n / 2, 100),
-                (0, 64),
-            ] {
-                let mut whole = build(
-                    capacity,
-                    bins,
-                    &case.labels,
-                    &case.predictions,
-                    &case.scores,
-                );
+            for &(capacity, bins) in &[(DEFAULT_SCORE_CAPACITY, DEFAULT_AUC_BINS), (n / 2, 100), (0, 64)] {
+                let mut whole = build(capacity, bins, &case.labels, &case.predictions, &case.scores);
                 let expected_q = whole.evaluate().expect("data");
                 for cut in [0, 1, n / 3, n / 2, n - 1, n] {
                     let (l, p, s) = (&case.labels, &case.predictions, &case.scores);
@@ -1667,23 +1356,16 @@ mod tests {
                     assert_quality_close(&b2.evaluate().expect("data"), &expected_q, &what);
                 }
                 // Three shards, round robin.
-                let mut shards: Vec<BinaryClassification> = (0..3)
-                    .map(|_| BinaryClassification::new(capacity, bins).expect("config"))
-                    .collect();
+                let mut shards: Vec<BinaryClassification> =
+                    (0..3).map(|_| BinaryClassification::new(capacity, bins).expect("config")).collect();
                 for i in 0..n {
-                    shards[i % 3]
-                        .update(case.labels[i], case.predictions[i], case.scores[i])
-                        .expect("valid");
+                    shards[i % 3].update(case.labels[i], case.predictions[i], case.scores[i]).expect("valid");
                 }
                 let mut merged = BinaryClassification::new(capacity, bins).expect("config");
                 for shard in &shards {
                     merged.merge(shard).expect("compatible");
                 }
-                assert_quality_close(
-                    &merged.evaluate().expect("data"),
-                    &expected_q,
-                    &format!("{} cap {capacity} round robin", case.name),
-                );
+                assert_quality_close(&merged.evaluate().expect("data"), &expected_q, &format!("{} cap {capacity} round robin", case.name));
             }
         }
     }
@@ -1728,15 +1410,10 @@ mod tests {
                 );
 
                 // Retracting everything returns to an empty, exact state.
-                window
-                    .retract_batch(&l[half..], &p[half..], &s[half..])
-                    .expect("were added");
+                window.retract_batch(&l[half..], &p[half..], &s[half..]).expect("were added");
                 assert_eq!(window.count(), 0);
                 assert!(window.is_exact());
-                assert!(matches!(
-                    window.evaluate(),
-                    Err(Error::InsufficientData { .. })
-                ));
+                assert!(matches!(window.evaluate(), Err(Error::InsufficientData { .. })));
             }
         }
     }
@@ -1757,19 +1434,9 @@ mod tests {
             }
             if i % 97 == 0 && i >= width {
                 let lo = i + 1 - width;
-                let mut fresh = build(
-                    DEFAULT_SCORE_CAPACITY,
-                    DEFAULT_AUC_BINS,
-                    &l[lo..=i],
-                    &p[lo..=i],
-                    &s[lo..=i],
-                );
+                let mut fresh = build(DEFAULT_SCORE_CAPACITY, DEFAULT_AUC_BINS, &l[lo..=i], &p[lo..=i], &s[lo..=i]);
                 let q = window.evaluate().expect("data");
-                assert_quality_close(
-                    &q,
-                    &fresh.evaluate().expect("data"),
-                    &format!("window at {i}"),
-                );
+                assert_quality_close(&q, &fresh.evaluate().expect("data"), &format!("window at {i}"));
                 assert_eq!(q.roc_auc, roc_auc(&l[lo..=i], &s[lo..=i]).ok());
             }
         }
@@ -1780,28 +1447,15 @@ mod tests {
     #[test]
     fn roc_auc_hand_examples_and_ties() {
         // scikit-learn's documentation example.
-        assert_eq!(
-            roc_auc(&[0, 0, 1, 1], &[0.1, 0.4, 0.35, 0.8]).expect("auc"),
-            0.75
-        );
+        assert_eq!(roc_auc(&[0, 0, 1, 1], &[0.1, 0.4, 0.35, 0.8]).expect("auc"), 0.75);
         // All scores tied: 1/2.
         assert_eq!(roc_auc(&[0, 1, 0, 1], &[0.5; 4]).expect("auc"), 0.5);
         // Mixed ties: pairs (0.2|0.2)=½, (0.2|0.6)=0, (0.6|0.2)=1, (0.6|0.6)=½,
         // (0.9|0.2)=1, (0.9|0.6)=1 → 4/6.
-        assert_close(
-            roc_auc(&[0, 1, 1, 0, 1], &[0.2, 0.2, 0.6, 0.6, 0.9]).expect("auc"),
-            4.0 / 6.0,
-            "mixed ties",
-        );
+        assert_close(roc_auc(&[0, 1, 1, 0, 1], &[0.2, 0.2, 0.6, 0.6, 0.9]).expect("auc"), 4.0 / 6.0, "mixed ties");
         // Perfect and inverted rankings; scores need not be probabilities.
-        assert_eq!(
-            roc_auc(&[0, 0, 1, 1], &[-3.0, -1.0, 2.0, 7.5]).expect("auc"),
-            1.0
-        );
-        assert_eq!(
-            roc_auc(&[1, 1, 0, 0], &[-3.0, -1.0, 2.0, 7.5]).expect("auc"),
-            0.0
-        );
+        assert_eq!(roc_auc(&[0, 0, 1, 1], &[-3.0, -1.0, 2.0, 7.5]).expect("auc"), 1.0);
+        assert_eq!(roc_auc(&[1, 1, 0, 0], &[-3.0, -1.0, 2.0, 7.5]).expect("auc"), 0.0);
         // -0.0 and 0.0 tie.
         assert_eq!(roc_auc(&[0, 1], &[-0.0, 0.0]).expect("auc"), 0.5);
         assert_eq!(roc_auc(&[1, 0], &[-0.0, 0.0]).expect("auc"), 0.5);
@@ -1814,29 +1468,21 @@ mod tests {
             let n = 2 + rng.below(60) as usize;
             let levels = 1 + rng.below(8);
             let labels: Vec<u8> = (0..n).map(|_| rng.below(2) as u8).collect();
-            let scores: Vec<f64> = (0..n)
-                .map(|_| rng.below(levels) as f64 / levels as f64)
-                .collect();
+            let scores: Vec<f64> = (0..n).map(|_| rng.below(levels) as f64 / levels as f64).collect();
             let positives = labels.iter().filter(|&&l| l == 1).count();
             match roc_auc(&labels, &scores) {
                 Ok(auc) => {
                     assert!(positives > 0 && positives < n);
-                    assert_close(
-                        auc,
-                        brute_force_auc(&labels, &scores),
-                        &format!("round {round}"),
-                    );
+                    assert_close(auc, brute_force_auc(&labels, &scores), &format!("round {round}"));
                     // The accumulator agrees, exact and through merges.
                     let preds = vec![0u8; n];
                     let mut acc = build(n, 10, &labels, &preds, &scores);
                     assert_eq!(acc.roc_auc().expect("auc"), auc);
                     assert_eq!(acc.evaluate().expect("q").roc_auc, Some(auc));
                 }
-                Err(Error::InsufficientData {
-                    statistic: "roc_auc",
-                    available: 0,
-                    required: 1,
-                }) => assert!(positives == 0 || positives == n),
+                Err(Error::InsufficientData { statistic: "roc_auc", available: 0, required: 1 }) => {
+                    assert!(positives == 0 || positives == n)
+                }
                 Err(e) => panic!("unexpected error {e}"),
             }
         }
@@ -1851,17 +1497,8 @@ mod tests {
             assert!(!acc.is_exact());
             let q = acc.quality().expect("data");
             assert!(!q.roc_auc_exact);
-            let binned: Vec<f64> = case
-                .scores
-                .iter()
-                .map(|&s| bin_of(s, bins) as f64)
-                .collect();
-            assert_eq!(
-                q.roc_auc,
-                Some(roc_auc(&case.labels, &binned).expect("auc")),
-                "{}",
-                case.name
-            );
+            let binned: Vec<f64> = case.scores.iter().map(|&s| bin_of(s, bins) as f64).collect();
+            assert_eq!(q.roc_auc, Some(roc_auc(&case.labels, &binned).expect("auc")), "{}", case.name);
             // The approximation is close with fine bins.
             let fine = build(0, 10_000, &case.labels, &case.predictions, &case.scores);
             let diff = (fine.roc_auc().expect("auc") - expected(case, "roc_auc")).abs();
@@ -1883,8 +1520,7 @@ mod tests {
         assert!(!acc.is_exact());
         let small = acc.size_bytes();
         for i in 0..10_000 {
-            acc.update((i % 2) as u8, 1, (i % 100) as f64 / 100.0)
-                .expect("valid");
+            acc.update((i % 2) as u8, 1, (i % 100) as f64 / 100.0).expect("valid");
         }
         assert_eq!(acc.size_bytes(), small);
         assert_eq!(acc.count(), 10_005);
@@ -1894,14 +1530,8 @@ mod tests {
         let other = BinaryClassification::new(4, 11).expect("config");
         assert!(matches!(acc.merge(&other), Err(Error::Incompatible { .. })));
         assert_eq!(acc.count(), 10_005);
-        assert!(matches!(
-            BinaryClassification::new(4, 0),
-            Err(Error::InvalidParameter { name: "bins", .. })
-        ));
-        assert!(matches!(
-            BinaryClassification::new(4, MAX_AUC_BINS + 1),
-            Err(Error::InvalidParameter { name: "bins", .. })
-        ));
+        assert!(matches!(BinaryClassification::new(4, 0), Err(Error::InvalidParameter { name: "bins", .. })));
+        assert!(matches!(BinaryClassification::new(4, MAX_AUC_BINS + 1), Err(Error::InvalidParameter { name: "bins", .. })));
     }
 
     // --- edge cases and errors ----------------------------------------------
@@ -1912,19 +1542,9 @@ mod tests {
         // and F1 are 0 (zero_division=0); AUC undefined.
         let mut acc = build(10, 10, &[0, 0, 0], &[0, 0, 0], &[0.1, 0.2, 0.3]);
         let q = acc.evaluate().expect("data");
-        assert_eq!(
-            (q.precision, q.recall, q.f1, q.accuracy),
-            (0.0, 0.0, 0.0, 1.0)
-        );
+        assert_eq!((q.precision, q.recall, q.f1, q.accuracy), (0.0, 0.0, 0.0, 1.0));
         assert_eq!(q.roc_auc, None);
-        assert!(matches!(
-            acc.roc_auc(),
-            Err(Error::InsufficientData {
-                statistic: "roc_auc",
-                available: 0,
-                required: 1
-            })
-        ));
+        assert!(matches!(acc.roc_auc(), Err(Error::InsufficientData { statistic: "roc_auc", available: 0, required: 1 })));
         // Positives present but never predicted.
         let acc = build(10, 10, &[1, 0], &[0, 0], &[0.4, 0.3]);
         let q = acc.quality().expect("data");
@@ -1936,54 +1556,21 @@ mod tests {
     fn log_loss_clips_and_brier_by_hand() {
         let acc = build(10, 10, &[1, 0], &[0, 1], &[0.0, 1.0]);
         let expected_ll = -(LOG_LOSS_EPS.ln());
-        assert_close(
-            acc.log_loss().expect("data"),
-            expected_ll,
-            "clipped log loss",
-        );
+        assert_close(acc.log_loss().expect("data"), expected_ll, "clipped log loss");
         assert_eq!(acc.brier().expect("data"), 1.0);
         let acc = build(10, 10, &[1, 0], &[1, 0], &[0.8, 0.3]);
-        assert_close(
-            acc.log_loss().expect("data"),
-            -(0.8f64.ln() + 0.7f64.ln()) / 2.0,
-            "log loss",
-        );
+        assert_close(acc.log_loss().expect("data"), -(0.8f64.ln() + 0.7f64.ln()) / 2.0, "log loss");
         assert_close(acc.brier().expect("data"), (0.04 + 0.09) / 2.0, "brier");
     }
 
     #[test]
     fn invalid_input_is_rejected_without_change() {
-        assert!(matches!(
-            roc_auc(&[0, 1], &[0.5]),
-            Err(Error::InvalidParameter { name: "scores", .. })
-        ));
-        assert!(matches!(
-            roc_auc(&[0, 2], &[0.5, 0.6]),
-            Err(Error::InvalidParameter { name: "labels", .. })
-        ));
-        assert!(matches!(
-            roc_auc(&[0, 1], &[0.5, f64::NAN]),
-            Err(Error::InvalidParameter { name: "scores", .. })
-        ));
-        assert!(matches!(
-            roc_auc(&[0, 1], &[f64::INFINITY, 0.5]),
-            Err(Error::InvalidParameter { name: "scores", .. })
-        ));
-        assert!(matches!(
-            roc_auc(&[], &[]),
-            Err(Error::InsufficientData {
-                statistic: "roc_auc",
-                available: 0,
-                required: 1
-            })
-        ));
-        assert!(matches!(
-            roc_auc(&[1, 1], &[0.1, 0.2]),
-            Err(Error::InsufficientData {
-                statistic: "roc_auc",
-                ..
-            })
-        ));
+        assert!(matches!(roc_auc(&[0, 1], &[0.5]), Err(Error::InvalidParameter { name: "scores", .. })));
+        assert!(matches!(roc_auc(&[0, 2], &[0.5, 0.6]), Err(Error::InvalidParameter { name: "labels", .. })));
+        assert!(matches!(roc_auc(&[0, 1], &[0.5, f64::NAN]), Err(Error::InvalidParameter { name: "scores", .. })));
+        assert!(matches!(roc_auc(&[0, 1], &[f64::INFINITY, 0.5]), Err(Error::InvalidParameter { name: "scores", .. })));
+        assert!(matches!(roc_auc(&[], &[]), Err(Error::InsufficientData { statistic: "roc_auc", available: 0, required: 1 })));
+        assert!(matches!(roc_auc(&[1, 1], &[0.1, 0.2]), Err(Error::InsufficientData { statistic: "roc_auc", .. })));
 
         let mut acc = build(10, 10, &[1, 0], &[1, 0], &[0.8, 0.3]);
         let before = acc.quality().expect("data");
@@ -1995,67 +1582,27 @@ mod tests {
             (0, 0, 1.5, "score"),
             (0, 0, -0.1, "score"),
         ] {
-            assert!(
-                matches!(acc.update(l, p, s), Err(Error::InvalidParameter { name: n, .. }) if n == name)
-            );
-            assert!(
-                matches!(acc.retract(l, p, s), Err(Error::InvalidParameter { name: n, .. }) if n == name)
-            );
+            assert!(matches!(acc.update(l, p, s), Err(Error::InvalidParameter { name: n, .. }) if n == name));
+            assert!(matches!(acc.retract(l, p, s), Err(Error::InvalidParameter { name: n, .. }) if n == name));
         }
         // Batches: bad lengths, or one bad element, change nothing.
-        assert!(matches!(
-            acc.update_batch(&[1, 0], &[1], &[0.1, 0.2]),
-            Err(Error::InvalidParameter {
-                name: "predictions",
-                ..
-            })
-        ));
-        assert!(matches!(
-            acc.update_batch(&[1, 0], &[1, 0], &[0.1]),
-            Err(Error::InvalidParameter { name: "scores", .. })
-        ));
-        assert!(acc
-            .update_batch(&[1, 0], &[1, 0], &[0.1, f64::NAN])
-            .is_err());
+        assert!(matches!(acc.update_batch(&[1, 0], &[1], &[0.1, 0.2]), Err(Error::InvalidParameter { name: "predictions", .. })));
+        assert!(matches!(acc.update_batch(&[1, 0], &[1, 0], &[0.1]), Err(Error::InvalidParameter { name: "scores", .. })));
+        assert!(acc.update_batch(&[1, 0], &[1, 0], &[0.1, f64::NAN]).is_err());
         // Never-added observations: empty confusion cell, or unknown score.
-        assert!(matches!(
-            acc.retract(1, 0, 0.8),
-            Err(Error::InvalidParameter { name: "label", .. })
-        ));
-        assert!(matches!(
-            acc.retract(1, 1, 0.81),
-            Err(Error::InvalidParameter { name: "score", .. })
-        ));
+        assert!(matches!(acc.retract(1, 0, 0.8), Err(Error::InvalidParameter { name: "label", .. })));
+        assert!(matches!(acc.retract(1, 1, 0.81), Err(Error::InvalidParameter { name: "score", .. })));
         assert!(acc.retract_batch(&[1, 1], &[1, 1], &[0.8, 0.8]).is_err());
         assert_eq!(acc.quality().expect("data"), before);
         // The same through the binned store.
         let mut binned = build(0, 10, &[1, 0], &[1, 0], &[0.8, 0.3]);
-        assert!(matches!(
-            binned.retract(1, 1, 0.05),
-            Err(Error::InvalidParameter { name: "score", .. })
-        ));
+        assert!(matches!(binned.retract(1, 1, 0.05), Err(Error::InvalidParameter { name: "score", .. })));
         assert_eq!(binned.count(), 2);
         // Empty accumulators.
         let mut empty = BinaryClassification::default();
-        assert!(matches!(
-            empty.evaluate(),
-            Err(Error::InsufficientData {
-                statistic: "binary_quality",
-                available: 0,
-                required: 1
-            })
-        ));
-        assert!(matches!(
-            empty.accuracy(),
-            Err(Error::InsufficientData { .. })
-        ));
-        assert!(matches!(
-            empty.roc_auc(),
-            Err(Error::InsufficientData {
-                statistic: "roc_auc",
-                ..
-            })
-        ));
+        assert!(matches!(empty.evaluate(), Err(Error::InsufficientData { statistic: "binary_quality", available: 0, required: 1 })));
+        assert!(matches!(empty.accuracy(), Err(Error::InsufficientData { .. })));
+        assert!(matches!(empty.roc_auc(), Err(Error::InsufficientData { statistic: "roc_auc", .. })));
         assert!(empty.retract(0, 0, 0.5).is_err());
     }
 
@@ -2076,14 +1623,9 @@ mod tests {
             let mut acc = build(capacity, 20, &case.labels, &case.predictions, &case.scores);
             let json = serde_json::to_string(&acc).expect("serialize");
             let mut back: BinaryClassification = serde_json::from_str(&json).expect("deserialize");
-            assert_quality_close(
-                &back.evaluate().expect("q"),
-                &acc.evaluate().expect("q"),
-                "serde",
-            );
+            assert_quality_close(&back.evaluate().expect("q"), &acc.evaluate().expect("q"), "serde");
             // Still retractable after the round trip.
-            back.retract(case.labels[0], case.predictions[0], case.scores[0])
-                .expect("was added");
+            back.retract(case.labels[0], case.predictions[0], case.scores[0]).expect("was added");
             let q = serde_json::to_value(back.quality().expect("q")).expect("serialize quality");
             assert!(q.get("roc_auc").is_some());
         }
@@ -2098,10 +1640,7 @@ mod tests {
         assert!(corrupt(&|v| v["bins"] = Value::from(0)).is_err());
         assert!(corrupt(&|v| v["capacity"] = Value::from(1)).is_err());
         assert!(corrupt(&|v| v["scores"]["exact"]["positives"][0] = Value::from(3.0)).is_err());
-        assert!(corrupt(
-            &|v| v["scores"] = serde_json::json!({"binned": {"positives": [1], "negatives": [1]}})
-        )
-        .is_err());
+        assert!(corrupt(&|v| v["scores"] = serde_json::json!({"binned": {"positives": [1], "negatives": [1]}})).is_err());
         assert!(corrupt(&|v| v["bins"] = Value::from(u64::MAX)).is_err());
         assert!(corrupt(&|_| ()).is_ok());
         // Counts at the edge of u64: updates and merges fail, never panic.
@@ -2132,8 +1671,7 @@ mod tests {
         // root_mean_squared_error(...) == sqrt(0.375) == 0.6123724356957945
         // mean_absolute_percentage_error(...) == 0.3273809523809524
         let mut reg = Regression::new();
-        reg.update_batch(&[3.0, -0.5, 2.0, 7.0], &[2.5, 0.0, 2.0, 8.0])
-            .expect("same length");
+        reg.update_batch(&[3.0, -0.5, 2.0, 7.0], &[2.5, 0.0, 2.0, 8.0]).expect("same length");
         let q = reg.evaluate().expect("data");
         assert_close(q.mae, 0.5, "mae");
         assert_close(q.rmse, 0.6123724356957945, "rmse");
@@ -2152,9 +1690,7 @@ mod tests {
 
         // A perfect model.
         let mut perfect = Regression::new();
-        perfect
-            .update_batch(&[1.0, -2.0, 3.5], &[1.0, -2.0, 3.5])
-            .expect("same length");
+        perfect.update_batch(&[1.0, -2.0, 3.5], &[1.0, -2.0, 3.5]).expect("same length");
         let q = perfect.evaluate().expect("data");
         assert_eq!((q.mae, q.rmse, q.mape), (0.0, 0.0, 0.0));
 
@@ -2179,44 +1715,26 @@ mod tests {
         assert_eq!((q.count, q.invalid), (1, 4));
         assert_eq!((q.mae, q.rmse, q.mape), (1.0, 1.0, 1.0));
         // Retracting an invalid pair decrements the invalid counter.
-        reg.retract(f64::NAN, 0.0)
-            .expect("an invalid pair was added");
+        reg.retract(f64::NAN, 0.0).expect("an invalid pair was added");
         assert_eq!(reg.invalid(), 3);
         // Only invalid data: no metrics.
         let mut bad = Regression::new();
         bad.update(f64::NAN, f64::NAN);
-        assert!(matches!(
-            bad.evaluate(),
-            Err(Error::InsufficientData {
-                statistic: "regression_quality",
-                available: 0,
-                required: 1
-            })
-        ));
+        assert!(matches!(bad.evaluate(), Err(Error::InsufficientData { statistic: "regression_quality", available: 0, required: 1 })));
         assert!(matches!(bad.mae(), Err(Error::InsufficientData { .. })));
-        assert!(matches!(
-            bad.update_batch(&[1.0], &[]),
-            Err(Error::InvalidParameter { name: "y_pred", .. })
-        ));
+        assert!(matches!(bad.update_batch(&[1.0], &[]), Err(Error::InvalidParameter { name: "y_pred", .. })));
         assert_eq!(bad.count() + bad.invalid(), 1);
         // Retracting what was never added fails and changes nothing.
         assert!(bad.retract(1.0, 2.0).is_err());
         bad.retract(f64::NAN, 1.0).expect("one invalid");
         assert!(bad.retract(f64::NAN, 1.0).is_err());
-        assert!(Regression::new()
-            .retract_batch(&[1.0], &[1.0, 2.0])
-            .is_err());
+        assert!(Regression::new().retract_batch(&[1.0], &[1.0, 2.0]).is_err());
     }
 
     fn regression_data(n: usize) -> (Vec<f64>, Vec<f64>) {
         let mut rng = Rng(7);
-        let y: Vec<f64> = (0..n)
-            .map(|_| (rng.below(20_000) as f64 - 10_000.0) / 97.0)
-            .collect();
-        let yhat: Vec<f64> = y
-            .iter()
-            .map(|&v| v + (rng.below(2_000) as f64 - 1_000.0) / 313.0)
-            .collect();
+        let y: Vec<f64> = (0..n).map(|_| (rng.below(20_000) as f64 - 10_000.0) / 97.0).collect();
+        let yhat: Vec<f64> = y.iter().map(|&v| v + (rng.below(2_000) as f64 - 1_000.0) / 313.0).collect();
         (y, yhat)
     }
 
@@ -2239,24 +1757,14 @@ mod tests {
         assert_eq!(expected_q.invalid, 1);
         for cut in [0, 1, 333, 999, 1000] {
             let mut a = Regression::new();
-            a.update_batch(&y[..cut], &yhat[..cut])
-                .expect("same length");
+            a.update_batch(&y[..cut], &yhat[..cut]).expect("same length");
             let mut b = Regression::new();
-            b.update_batch(&y[cut..], &yhat[cut..])
-                .expect("same length");
+            b.update_batch(&y[cut..], &yhat[cut..]).expect("same length");
             let mut ab = a.clone();
             ab.merge(&b);
-            assert_regression_close(
-                &ab.evaluate().expect("data"),
-                &expected_q,
-                &format!("a+b cut {cut}"),
-            );
+            assert_regression_close(&ab.evaluate().expect("data"), &expected_q, &format!("a+b cut {cut}"));
             b.merge(&a);
-            assert_regression_close(
-                &b.evaluate().expect("data"),
-                &expected_q,
-                &format!("b+a cut {cut}"),
-            );
+            assert_regression_close(&b.evaluate().expect("data"), &expected_q, &format!("b+a cut {cut}"));
         }
     }
 
@@ -2264,24 +1772,14 @@ mod tests {
     fn regression_retract_undoes_update() {
         let (y, yhat) = regression_data(2000);
         let mut reference = Regression::new();
-        reference
-            .update_batch(&y[1000..], &yhat[1000..])
-            .expect("same length");
+        reference.update_batch(&y[1000..], &yhat[1000..]).expect("same length");
         let mut window = Regression::new();
         window.update_batch(&y, &yhat).expect("same length");
         window.update(f64::INFINITY, 1.0);
         window.retract(f64::INFINITY, 1.0).expect("was added");
-        window
-            .retract_batch(&y[..1000], &yhat[..1000])
-            .expect("were added");
-        assert_regression_close(
-            &window.evaluate().expect("data"),
-            &reference.evaluate().expect("data"),
-            "retract first half",
-        );
-        window
-            .retract_batch(&y[1000..], &yhat[1000..])
-            .expect("were added");
+        window.retract_batch(&y[..1000], &yhat[..1000]).expect("were added");
+        assert_regression_close(&window.evaluate().expect("data"), &reference.evaluate().expect("data"), "retract first half");
+        window.retract_batch(&y[1000..], &yhat[1000..]).expect("were added");
         assert_eq!(window.count(), 0);
         assert!(window.evaluate().is_err());
         // Exactly back to empty: a fresh update gives exact results.
@@ -2299,11 +1797,7 @@ mod tests {
         let back: Regression = serde_json::from_str(&json).expect("deserialize");
         // serde_json (without its `float_roundtrip` feature) may move a
         // float by one ulp; other formats restore the state bit for bit.
-        assert_regression_close(
-            &back.evaluate().expect("q"),
-            &reg.evaluate().expect("q"),
-            "serde",
-        );
+        assert_regression_close(&back.evaluate().expect("q"), &reg.evaluate().expect("q"), "serde");
         assert!(reg.size_bytes() > 0);
         let mut v: Value = serde_json::from_str(&json).expect("json");
         v["abs_error_sum"]["sum"] = Value::Null;

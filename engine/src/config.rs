@@ -361,7 +361,11 @@ impl WindowConfig {
             (WindowType::Sliding, Some(Extent::Events(s))) if !by_time => s,
             (WindowType::Sliding, Some(Extent::Duration(d))) if by_time => ms(d),
             (WindowType::Sliding, Some(_)) => {
-                let want = if by_time { "an event-time window slides by a duration such as \"1m\"" } else { "a count-based window slides by a number of events" };
+                let want = if by_time {
+                    "an event-time window slides by a duration such as \"1m\""
+                } else {
+                    "a count-based window slides by a number of events"
+                };
                 return Err(invalid(format!("{path}.slide"), want));
             }
         };
@@ -700,7 +704,10 @@ impl ModelConfig {
             if let Some(b) = d.bins {
                 match &bins {
                     Some((prev, prev_at)) if *prev != b => {
-                        return Err(invalid(format!("{dat}.bins"), format!("{b} differs from {prev} at {prev_at}: a model's histogram detectors share one binning")))
+                        return Err(invalid(
+                            format!("{dat}.bins"),
+                            format!("{b} differs from {prev} at {prev_at}: a model's histogram detectors share one binning"),
+                        ))
                     }
                     _ => bins = Some((b, dat.clone())),
                 }
@@ -747,10 +754,7 @@ impl ModelConfig {
 
     /// (name, type) of every monitored column: features, then the prediction.
     pub fn monitored(&self) -> impl Iterator<Item = (&str, FeatureType)> + '_ {
-        self.features
-            .iter()
-            .map(|f| (f.name.as_str(), f.kind))
-            .chain(self.prediction.iter().map(|p| (p.field.as_str(), p.kind)))
+        self.features.iter().map(|f| (f.name.as_str(), f.kind)).chain(self.prediction.iter().map(|p| (p.field.as_str(), p.kind)))
     }
 
     /// Histogram bins of this model.

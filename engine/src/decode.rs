@@ -255,18 +255,13 @@ impl Fingerprint {
         } else {
             (bytes.first().map_or(0, |&b| u64::from(b)), 0)
         };
-        Fingerprint {
-            len: bytes.len(),
-            head,
-            tail,
-        }
+        Fingerprint { len: bytes.len(), head, tail }
     }
 
     /// Fibonacci hashing: the top `64 - shift` bits of the product.
     #[inline]
     fn bucket(self, shift: u32) -> usize {
-        let mixed = (self.head ^ self.tail.rotate_left(29) ^ self.len as u64)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mixed = (self.head ^ self.tail.rotate_left(29) ^ self.len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         (mixed >> shift) as usize
     }
 }
@@ -335,14 +330,7 @@ impl Key {
 
 impl Default for Node {
     fn default() -> Self {
-        Node {
-            table: vec![0; 2],
-            shift: 63,
-            keys: Vec::new(),
-            entries: Vec::new(),
-            hint_base: 0,
-            path: Arc::from(""),
-        }
+        Node { table: vec![0; 2], shift: 63, keys: Vec::new(), entries: Vec::new(), hint_base: 0, path: Arc::from("") }
     }
 }
 
@@ -381,10 +369,7 @@ impl Node {
             quoted: QuotedKey::of(b"", key),
             after_comma: QuotedKey::of(b",\"", key),
         });
-        self.entries.push(Entry {
-            leaf: None,
-            child: None,
-        });
+        self.entries.push(Entry { leaf: None, child: None });
         if 2 * self.keys.len() > self.table.len() {
             self.table = vec![0; 2 * self.table.len()];
             self.shift -= 1;
@@ -454,12 +439,7 @@ impl Decoder {
             node.hint_base = hint_count;
             hint_count += node.keys.len() + 1;
         }
-        Ok(Decoder {
-            nodes,
-            slot_count,
-            hint_count,
-            max_event_bytes: spec.max_event_bytes,
-        })
+        Ok(Decoder { nodes, slot_count, hint_count, max_event_bytes: spec.max_event_bytes })
     }
 
     /// The number of value slots (`DecodedEvent::values.len()` after a decode).
@@ -478,17 +458,10 @@ impl Decoder {
     /// holds a partial event); reuse it across events: in the steady state
     /// nothing is allocated except for events with escaped strings (see the
     /// module docs). Hot path.
-    pub fn decode<'a>(
-        &self,
-        bytes: &'a [u8],
-        out: &mut DecodedEvent<'a>,
-    ) -> Result<(), DecodeError> {
+    pub fn decode<'a>(&self, bytes: &'a [u8], out: &mut DecodedEvent<'a>) -> Result<(), DecodeError> {
         out.reset(self.slot_count);
         if bytes.len() > self.max_event_bytes {
-            return Err(DecodeError::Oversize {
-                len: bytes.len(),
-                max: self.max_event_bytes,
-            });
+            return Err(DecodeError::Oversize { len: bytes.len(), max: self.max_event_bytes });
         }
         out.hints.resize(self.hint_count, 0);
         let mut cx = Cx { trie: &self.nodes, bytes, pos: 0, out, invalid: None, non_ascii: false };
@@ -541,9 +514,7 @@ pub const MAX_DEPTH: usize = 128;
 
 fn insert(nodes: &mut Vec<Node>, path: &[String], target: Target) -> Result<(), DecodeSpecError> {
     let Some((last, parents)) = path.split_last() else {
-        return Err(DecodeSpecError::EmptyPath {
-            field: target.spec_field(),
-        });
+        return Err(DecodeSpecError::EmptyPath { field: target.spec_field() });
     };
     let mut node = 0;
     for segment in parents {
@@ -566,11 +537,7 @@ fn insert(nodes: &mut Vec<Node>, path: &[String], target: Target) -> Result<(), 
     let i = nodes[node].find_or_insert(last);
     let entry = &mut nodes[node].entries[i];
     if let Some(first) = entry.leaf {
-        return Err(DecodeSpecError::DuplicatePath {
-            first: first.spec_field(),
-            second: target.spec_field(),
-            path: path.to_vec(),
-        });
+        return Err(DecodeSpecError::DuplicatePath { first: first.spec_field(), second: target.spec_field(), path: path.to_vec() });
     }
     entry.leaf = Some(target);
     Ok(())
@@ -642,11 +609,7 @@ impl<'a> DecodedEvent<'a> {
             timestamp_ms: None,
             // Empty, so the closure never runs; same layout, so std collects
             // in place and the allocation is kept.
-            values: self
-                .values
-                .into_iter()
-                .map(|_| SlotValue::Missing)
-                .collect(),
+            values: self.values.into_iter().map(|_| SlotValue::Missing).collect(),
             spare: self.spare,
             hints: self.hints,
         }
@@ -655,11 +618,7 @@ impl<'a> DecodedEvent<'a> {
     /// Moves every owned string into `spare` and sets every value to
     /// [`SlotValue::Missing`] (in place: one pass, no shrinking).
     fn salvage(&mut self) {
-        let specials = [
-            self.model.take(),
-            self.model_version.take(),
-            self.prediction_id.take(),
-        ];
+        let specials = [self.model.take(), self.model_version.take(), self.prediction_id.take()];
         for field in specials {
             if let Some(Cow::Owned(s)) = field {
                 self.spare.push(s);
@@ -1032,10 +991,8 @@ fn digits_value(values: u64, n: usize) -> u64 {
 }
 
 /// Exact powers of ten (10^22 is the last one an f64 holds exactly).
-const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-    1e20, 1e21, 1e22,
-];
+const POW10: [f64; 23] =
+    [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
 
 /// Largest `k` with `5^k` below 2^63: the most fraction digits (net of the
 /// exponent) [`divide_pow10`] takes.
@@ -1140,11 +1097,7 @@ fn decimal(mantissa: u64, scale: i64) -> Option<f64> {
         Some(divide_pow10(mantissa, scale.unsigned_abs() as usize))
     } else {
         // An exact integer; `u128 as f64` rounds to nearest, ties to even.
-        usize::try_from(scale)
-            .ok()
-            .and_then(|s| POW10_U128.get(s))
-            .and_then(|&p| u128::from(mantissa).checked_mul(p))
-            .map(|n| n as f64)
+        usize::try_from(scale).ok().and_then(|s| POW10_U128.get(s)).and_then(|&p| u128::from(mantissa).checked_mul(p)).map(|n| n as f64)
     }
 }
 
@@ -1825,9 +1778,7 @@ fn timestamp_ms(val: &Val<'_>) -> Result<Option<i64>, TimestampError> {
     // 2^63 as f64; every f64 in [-2^63, 2^63) floors into i64.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
     let rfc3339 = |s: &str| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| Some(t.timestamp_millis()))
-            .map_err(|source| TimestampError::NotRfc3339 { source })
+        chrono::DateTime::parse_from_rfc3339(s).map(|t| Some(t.timestamp_millis())).map_err(|source| TimestampError::NotRfc3339 { source })
     };
     match val {
         Val::Null => Ok(None),
@@ -1862,12 +1813,7 @@ mod tests {
             model_version: Some(p(&["model_version"])),
             prediction_id: Some(p(&["prediction_id"])),
             timestamp: Some(p(&["timestamp"])),
-            slots: vec![
-                p(&["features", "amount"]),
-                p(&["features", "country"]),
-                p(&["prediction"]),
-                p(&["score"]),
-            ],
+            slots: vec![p(&["features", "amount"]), p(&["features", "country"]), p(&["prediction"]), p(&["score"])],
             max_event_bytes: 64 * 1024,
         }
     }
@@ -1948,12 +1894,45 @@ mod tests {
             }
         };
         let fixed = [
-            "0", "-0", "0.0", "-0.0", "7", "-7", "01", "-01", "00.5", "1.", "-", "-.5", ".5", "+1", "1.5e3", "1E-2",
-            "-1.5e+3", "1.5e", "1234567890123456789", "-1234567890123456789", "12345678901234567890",
-            "-9223372036854775808", "9223372036854775807", "18446744073709551615", "18446744073709551616",
-            "0.1234567890123456789", "0.123456789012345678", "123456789.0123456789", "9007199254740993.0",
-            "-9007199254740993.5", "1.7976931348623157", "-0.000000000000000001", "0.0000000000000000001",
-            "9999999999999999999", "-999999999.9999999999", "1.-5", "1..5", "--1", "-0.5.5",
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "7",
+            "-7",
+            "01",
+            "-01",
+            "00.5",
+            "1.",
+            "-",
+            "-.5",
+            ".5",
+            "+1",
+            "1.5e3",
+            "1E-2",
+            "-1.5e+3",
+            "1.5e",
+            "1234567890123456789",
+            "-1234567890123456789",
+            "12345678901234567890",
+            "-9223372036854775808",
+            "9223372036854775807",
+            "18446744073709551615",
+            "18446744073709551616",
+            "0.1234567890123456789",
+            "0.123456789012345678",
+            "123456789.0123456789",
+            "9007199254740993.0",
+            "-9007199254740993.5",
+            "1.7976931348623157",
+            "-0.000000000000000001",
+            "0.0000000000000000001",
+            "9999999999999999999",
+            "-999999999.9999999999",
+            "1.-5",
+            "1..5",
+            "--1",
+            "-0.5.5",
         ];
         for text in fixed {
             check(text);
@@ -2097,7 +2076,16 @@ mod tests {
     #[test]
     fn numbers_are_correctly_rounded() {
         let spec = default_spec();
-        for text in ["0.9999999999999999", "122.416294033786585", "1.5777777777770001", "10587.436593658975", "-4.4737164812014446e192", "5e-324", "1e22", "0.1"] {
+        for text in [
+            "0.9999999999999999",
+            "122.416294033786585",
+            "1.5777777777770001",
+            "10587.436593658975",
+            "-4.4737164812014446e192",
+            "5e-324",
+            "1e22",
+            "0.1",
+        ] {
             let json = format!(r#"{{"model":"m","features":{{"amount":{text}}}}}"#);
             let ev = decode_with(&spec, &json).unwrap();
             let expected: f64 = text.parse().unwrap();
@@ -2132,15 +2120,7 @@ mod tests {
         assert_eq!(out.model_version.as_deref(), Some("v3"));
         assert_eq!(out.prediction_id.as_deref(), Some("p-1"));
         assert_eq!(out.timestamp_ms, Some(T0));
-        assert_eq!(
-            out.values,
-            [
-                SlotValue::Number(120.5),
-                text("DE"),
-                SlotValue::Number(1.0),
-                SlotValue::Number(0.83)
-            ]
-        );
+        assert_eq!(out.values, [SlotValue::Number(120.5), text("DE"), SlotValue::Number(1.0), SlotValue::Number(0.83)]);
         // Unescaped strings are borrowed from the input.
         assert!(matches!(out.model, Some(Cow::Borrowed(_))));
         assert!(matches!(out.values[1], SlotValue::Text(Cow::Borrowed(_))));
@@ -2165,10 +2145,7 @@ mod tests {
         assert_eq!(out.model_version, None);
         assert_eq!(out.prediction_id.as_deref(), Some("42"));
         assert_eq!(out.timestamp_ms, Some(1_700_000_000_000));
-        assert_eq!(
-            out.values,
-            [SlotValue::Number(3.0), text("FR"), SlotValue::Number(-0.5)]
-        );
+        assert_eq!(out.values, [SlotValue::Number(3.0), text("FR"), SlotValue::Number(-0.5)]);
     }
 
     #[test]
@@ -2224,15 +2201,7 @@ mod tests {
         assert_eq!(out.model_version, None);
         assert_eq!(out.prediction_id, None);
         assert_eq!(out.timestamp_ms, None);
-        assert_eq!(
-            out.values,
-            [
-                SlotValue::Number(1.0),
-                SlotValue::Missing,
-                SlotValue::Missing,
-                SlotValue::Missing
-            ]
-        );
+        assert_eq!(out.values, [SlotValue::Number(1.0), SlotValue::Missing, SlotValue::Missing, SlotValue::Missing]);
         // No `features` at all: everything below is missing.
         let out = decode_with(&default_spec(), "{}").unwrap();
         assert!(out.values.iter().all(|v| *v == SlotValue::Missing));
@@ -2255,10 +2224,7 @@ mod tests {
             ("false", JsonType::Bool),
             ("null", JsonType::Null),
         ] {
-            for json in [
-                format!(r#"{{"model":"fraud","features":{value},"score":0.5}}"#),
-                format!(r#"{{"features" : {value} }}"#),
-            ] {
+            for json in [format!(r#"{{"model":"fraud","features":{value},"score":0.5}}"#), format!(r#"{{"features" : {value} }}"#)] {
                 let err = decode_with(&default_spec(), &json).unwrap_err();
                 assert_eq!(err.reason(), DecodeReason::WrongType, "{json}");
                 assert!(
@@ -2293,15 +2259,7 @@ mod tests {
         assert_eq!(out.model_version, None);
         assert_eq!(out.prediction_id, None);
         assert_eq!(out.timestamp_ms, None);
-        assert_eq!(
-            out.values,
-            [
-                SlotValue::Null,
-                SlotValue::Null,
-                SlotValue::Null,
-                SlotValue::Missing
-            ]
-        );
+        assert_eq!(out.values, [SlotValue::Null, SlotValue::Null, SlotValue::Null, SlotValue::Missing]);
     }
 
     #[test]
@@ -2311,38 +2269,18 @@ mod tests {
         assert_eq!(out.model.as_deref(), Some("fr\"aud"));
         assert!(matches!(out.model, Some(Cow::Owned(_))));
         assert_eq!(out.prediction_id.as_deref(), Some("\n"));
-        assert_eq!(
-            out.values[0],
-            SlotValue::Text(Cow::Owned("a\\b".to_owned()))
-        );
-        assert_eq!(
-            out.values[1],
-            SlotValue::Text(Cow::Owned("DÉ 😀".to_owned()))
-        );
+        assert_eq!(out.values[0], SlotValue::Text(Cow::Owned("a\\b".to_owned())));
+        assert_eq!(out.values[1], SlotValue::Text(Cow::Owned("DÉ 😀".to_owned())));
         assert!(matches!(out.values[1], SlotValue::Text(Cow::Owned(_))));
         // Non-ASCII without escapes is still borrowed.
         let out = decode_with(&default_spec(), r#"{"features":{"country":"DÉ"}}"#).unwrap();
-        assert!(matches!(
-            out.values[1],
-            SlotValue::Text(Cow::Borrowed("DÉ"))
-        ));
+        assert!(matches!(out.values[1], SlotValue::Text(Cow::Borrowed("DÉ"))));
     }
 
     #[test]
     fn booleans() {
-        let out = decode_with(
-            &default_spec(),
-            r#"{"features":{"amount":true,"country":false},"prediction":true}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            out.values[..3],
-            [
-                SlotValue::Bool(true),
-                SlotValue::Bool(false),
-                SlotValue::Bool(true)
-            ]
-        );
+        let out = decode_with(&default_spec(), r#"{"features":{"amount":true,"country":false},"prediction":true}"#).unwrap();
+        assert_eq!(out.values[..3], [SlotValue::Bool(true), SlotValue::Bool(false), SlotValue::Bool(true)]);
     }
 
     #[test]
@@ -2423,20 +2361,11 @@ mod tests {
         assert_eq!(reason(&spec, r#"{"a":1} x"#), DecodeReason::MalformedJson);
         assert_eq!(reason(&spec, r#"{"a":1}{}"#), DecodeReason::MalformedJson);
         assert_eq!(reason(&spec, r#"{"a":NaN}"#), DecodeReason::MalformedJson);
-        assert_eq!(
-            reason(&spec, r#"{"score":Infinity}"#),
-            DecodeReason::MalformedJson
-        );
-        assert_eq!(
-            reason(&spec, r#"{"score":-Infinity}"#),
-            DecodeReason::MalformedJson
-        );
+        assert_eq!(reason(&spec, r#"{"score":Infinity}"#), DecodeReason::MalformedJson);
+        assert_eq!(reason(&spec, r#"{"score":-Infinity}"#), DecodeReason::MalformedJson);
         assert_eq!(reason(&spec, r#"{"a":1,}"#), DecodeReason::MalformedJson);
         assert_eq!(reason(&spec, r#"{"a":"\x"}"#), DecodeReason::MalformedJson);
-        assert_eq!(
-            reason(&spec, r#"{"score":1e999}"#),
-            DecodeReason::MalformedJson
-        );
+        assert_eq!(reason(&spec, r#"{"score":1e999}"#), DecodeReason::MalformedJson);
         // Deep nesting: up to 128 levels (the event's own object included)
         // is decoded, skipped or walked; deeper is refused by the parser's
         // depth limit — also a million levels in a skipped value.
@@ -2462,17 +2391,9 @@ mod tests {
         // Invalid UTF-8, also inside a value the decoder skips.
         let decoder = Decoder::new(&spec).unwrap();
         let mut out = DecodedEvent::new();
-        let err = decoder
-            .decode(b"{\"skipped\":\"\xff\"}", &mut out)
-            .unwrap_err();
+        let err = decoder.decode(b"{\"skipped\":\"\xff\"}", &mut out).unwrap_err();
         assert_eq!(err.reason(), DecodeReason::MalformedJson);
-        assert!(matches!(
-            err,
-            DecodeError::InvalidUtf8 {
-                valid_up_to: 12,
-                ..
-            }
-        ));
+        assert!(matches!(err, DecodeError::InvalidUtf8 { valid_up_to: 12, .. }));
 
         for (json, found) in [
             ("[]", JsonType::Array),
@@ -2486,76 +2407,32 @@ mod tests {
         ] {
             let err = decode_with(&spec, json).unwrap_err();
             assert_eq!(err.reason(), DecodeReason::NotAnObject);
-            assert!(
-                matches!(err, DecodeError::NotAnObject { found: f } if f == found),
-                "{json}"
-            );
+            assert!(matches!(err, DecodeError::NotAnObject { found: f } if f == found), "{json}");
         }
 
-        assert_eq!(
-            reason(&spec, r#"{"timestamp":"soon"}"#),
-            DecodeReason::BadTimestamp
-        );
+        assert_eq!(reason(&spec, r#"{"timestamp":"soon"}"#), DecodeReason::BadTimestamp);
 
         for (json, field, found) in [
             (r#"{"model":1}"#, EventField::Model, JsonType::Number),
-            (
-                r#"{"model":{"n":"x"}}"#,
-                EventField::Model,
-                JsonType::Object,
-            ),
-            (
-                r#"{"model_version":3}"#,
-                EventField::ModelVersion,
-                JsonType::Number,
-            ),
-            (
-                r#"{"model_version":["v"]}"#,
-                EventField::ModelVersion,
-                JsonType::Array,
-            ),
-            (
-                r#"{"prediction_id":1.5}"#,
-                EventField::PredictionId,
-                JsonType::Number,
-            ),
-            (
-                r#"{"prediction_id":true}"#,
-                EventField::PredictionId,
-                JsonType::Bool,
-            ),
+            (r#"{"model":{"n":"x"}}"#, EventField::Model, JsonType::Object),
+            (r#"{"model_version":3}"#, EventField::ModelVersion, JsonType::Number),
+            (r#"{"model_version":["v"]}"#, EventField::ModelVersion, JsonType::Array),
+            (r#"{"prediction_id":1.5}"#, EventField::PredictionId, JsonType::Number),
+            (r#"{"prediction_id":true}"#, EventField::PredictionId, JsonType::Bool),
         ] {
             let err = decode_with(&spec, json).unwrap_err();
             assert_eq!(err.reason(), DecodeReason::WrongType);
-            assert!(
-                matches!(err, DecodeError::WrongType { field: fi, found: fo } if fi == field && fo == found),
-                "{json}"
-            );
+            assert!(matches!(err, DecodeError::WrongType { field: fi, found: fo } if fi == field && fo == found), "{json}");
         }
         let out = decode_with(&spec, r#"{"prediction_id":18446744073709551615}"#).unwrap();
         assert_eq!(out.prediction_id.as_deref(), Some("18446744073709551615"));
 
-        let small = DecoderSpec {
-            max_event_bytes: 10,
-            ..default_spec()
-        };
-        assert_eq!(
-            reason(&small, r#"{"model":"fraud"}"#),
-            DecodeReason::Oversize
-        );
+        let small = DecoderSpec { max_event_bytes: 10, ..default_spec() };
+        assert_eq!(reason(&small, r#"{"model":"fraud"}"#), DecodeReason::Oversize);
         assert!(decode_with(&small, r#"{"a":"bc"}"#).is_ok());
 
         let labels: Vec<_> = DecodeReason::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(
-            labels,
-            [
-                "oversize",
-                "malformed_json",
-                "not_an_object",
-                "bad_timestamp",
-                "wrong_type"
-            ]
-        );
+        assert_eq!(labels, ["oversize", "malformed_json", "not_an_object", "bad_timestamp", "wrong_type"]);
     }
 
     #[test]
@@ -2594,47 +2471,24 @@ mod tests {
 
     #[test]
     fn oversize_is_refused_without_parsing() {
-        let decoder = Decoder::new(&DecoderSpec {
-            max_event_bytes: 1024 * 1024,
-            ..default_spec()
-        })
-        .unwrap();
+        let decoder = Decoder::new(&DecoderSpec { max_event_bytes: 1024 * 1024, ..default_spec() }).unwrap();
         // 2 MB and not even valid JSON: parsing it would say malformed_json.
         let mut payload = br#"{"model":""#.to_vec();
         payload.resize(2 * 1024 * 1024, b'a');
         let mut out = DecodedEvent::new();
         let err = decoder.decode(&payload, &mut out).unwrap_err();
-        assert!(matches!(
-            err,
-            DecodeError::Oversize {
-                len: 2_097_152,
-                max: 1_048_576
-            }
-        ));
+        assert!(matches!(err, DecodeError::Oversize { len: 2_097_152, max: 1_048_576 }));
         assert_eq!(err.reason(), DecodeReason::Oversize);
         assert!(err.to_string().len() < 100);
     }
 
     #[test]
     fn spec_errors() {
-        let spec = DecoderSpec {
-            model: Some(vec![]),
-            ..default_spec()
-        };
-        assert_eq!(
-            Decoder::new(&spec).unwrap_err(),
-            DecodeSpecError::EmptyPath {
-                field: SpecField::Model
-            }
-        );
+        let spec = DecoderSpec { model: Some(vec![]), ..default_spec() };
+        assert_eq!(Decoder::new(&spec).unwrap_err(), DecodeSpecError::EmptyPath { field: SpecField::Model });
         let mut spec = default_spec();
         spec.slots.push(vec![]);
-        assert_eq!(
-            Decoder::new(&spec).unwrap_err(),
-            DecodeSpecError::EmptyPath {
-                field: SpecField::Slot { index: 4 }
-            }
-        );
+        assert_eq!(Decoder::new(&spec).unwrap_err(), DecodeSpecError::EmptyPath { field: SpecField::Slot { index: 4 } });
         let mut spec = default_spec();
         spec.slots.push(p(&["features", "amount"]));
         assert_eq!(
@@ -2647,30 +2501,12 @@ mod tests {
         );
         let mut spec = default_spec();
         spec.slots.push(p(&["timestamp"]));
-        assert!(matches!(
-            Decoder::new(&spec).unwrap_err(),
-            DecodeSpecError::DuplicatePath {
-                first: SpecField::Timestamp,
-                ..
-            }
-        ));
-        let spec = DecoderSpec {
-            max_event_bytes: 0,
-            ..default_spec()
-        };
-        assert_eq!(
-            Decoder::new(&spec).unwrap_err(),
-            DecodeSpecError::ZeroMaxEventBytes
-        );
+        assert!(matches!(Decoder::new(&spec).unwrap_err(), DecodeSpecError::DuplicatePath { first: SpecField::Timestamp, .. }));
+        let spec = DecoderSpec { max_event_bytes: 0, ..default_spec() };
+        assert_eq!(Decoder::new(&spec).unwrap_err(), DecodeSpecError::ZeroMaxEventBytes);
         // No paths at all: still checks that the event is an object.
-        let spec = DecoderSpec {
-            model: None,
-            model_version: None,
-            prediction_id: None,
-            timestamp: None,
-            slots: vec![],
-            max_event_bytes: 100,
-        };
+        let spec =
+            DecoderSpec { model: None, model_version: None, prediction_id: None, timestamp: None, slots: vec![], max_event_bytes: 100 };
         assert!(decode_with(&spec, "").is_err());
         assert!(decode_with(&spec, r#"{"a":[1,{"b":2}]}"#).is_ok());
         assert_eq!(reason(&spec, "[]"), DecodeReason::NotAnObject);
@@ -2703,17 +2539,7 @@ mod tests {
         // Long keys (compared in full), 8- and 16-byte keys (fingerprint
         // only), the empty key, and unknown keys that differ by one byte.
         let mut names: Vec<String> = (0..300).map(|i| format!("feature_number_{i:03}")).collect();
-        names.extend(
-            [
-                "",
-                "a",
-                "abcdefgh",
-                "abcdefghijklmnop",
-                "abcdefghijklmnopq",
-                "é",
-            ]
-            .map(String::from),
-        );
+        names.extend(["", "a", "abcdefgh", "abcdefghijklmnop", "abcdefghijklmnopq", "é"].map(String::from));
         let spec = DecoderSpec {
             model: None,
             model_version: None,
@@ -3003,8 +2829,7 @@ mod tests {
         leaf.prop_recursive(4, 32, 6, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map("[a-z\"\u{e9}]{0,6}", inner, 0..6)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map("[a-z\"\u{e9}]{0,6}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }
@@ -3080,9 +2905,7 @@ mod tests {
         let n = 2_000_000;
         let start = std::time::Instant::now();
         for _ in 0..n {
-            decoder
-                .decode(std::hint::black_box(json.as_bytes()), &mut out)
-                .unwrap();
+            decoder.decode(std::hint::black_box(json.as_bytes()), &mut out).unwrap();
             std::hint::black_box(&out);
         }
         let secs = start.elapsed().as_secs_f64();

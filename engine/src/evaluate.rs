@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::batch::{ModelRows, RowColumn};
 use crate::config::{Correction, KsMode, Metric, WindowSpec};
-use crate::source::ColumnData;
 use crate::model::{Column, ColumnProfile, ColumnReference, ModelPlan, ModelProfile};
+use crate::source::ColumnData;
 use crate::{Error, Result};
 
 /// One column's window sketch.
@@ -475,7 +475,9 @@ impl ModelState {
         }
         for (data, column) in self.baseline.iter_mut().zip(rows.columns()) {
             match (data, column) {
-                (ColumnData::Numeric(xs), RowColumn::Numeric(v)) => xs.extend(v[range.clone()].iter().map(|&x| Some(x).filter(|x| !x.is_nan()))),
+                (ColumnData::Numeric(xs), RowColumn::Numeric(v)) => {
+                    xs.extend(v[range.clone()].iter().map(|&x| Some(x).filter(|x| !x.is_nan())))
+                }
                 (ColumnData::Categorical(xs), RowColumn::Categorical(v)) => {
                     xs.extend(v[range.clone()].iter().map(|s| s.map(|s| rows.category(s).to_owned())));
                 }
@@ -689,9 +691,12 @@ impl ModelState {
                                     Metric::JensenShannon => gated(s.jensen_shannon),
                                     Metric::Hellinger => gated(s.hellinger),
                                     Metric::LInfinity => gated(s.l_infinity),
-                                    Metric::Chi2 => {
-                                        Computed { value: Some(s.chi2.statistic), p: Some(s.chi2.p_value), method: "asymptotic", bound: None }
-                                    }
+                                    Metric::Chi2 => Computed {
+                                        value: Some(s.chi2.statistic),
+                                        p: Some(s.chi2.p_value),
+                                        method: "asymptotic",
+                                        bound: None,
+                                    },
                                     Metric::Ks | Metric::Wasserstein => return Err(missing(&plan.name, column, metric)),
                                 }
                             }
@@ -990,9 +995,7 @@ fn event_id(model: &str, feature: &str, metric: &str, episode_start: i64, kind: 
 }
 
 fn rfc3339(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
+    ms.and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default()
 }
 
 #[cfg(test)]

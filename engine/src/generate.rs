@@ -64,17 +64,7 @@ pub const DEFAULT_START_TIME_MS: i64 = 1_795_392_000_000;
 pub const MAX_CATEGORIES: usize = 26;
 
 /// How drifted numeric features change once drift begins.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
     /// Add `drift_size` standard deviations to the value.
@@ -147,9 +137,7 @@ impl Default for GeneratorConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     /// Both feature counts are zero.
-    #[error(
-        "the generator needs at least one feature (numeric and categorical counts are both 0)"
-    )]
+    #[error("the generator needs at least one feature (numeric and categorical counts are both 0)")]
     NoFeatures,
     /// The category count is out of range.
     #[error("categories must be between 2 and {MAX_CATEGORIES}, got {categories}")]
@@ -267,9 +255,7 @@ struct SplitMix64 {
 impl SplitMix64 {
     /// The generator for row `index` of the stream whose base is `base`.
     fn for_row(base: u64, index: u64) -> Self {
-        Self {
-            state: mix64(base.wrapping_add(index.wrapping_mul(GOLDEN_GAMMA))),
-        }
+        Self { state: mix64(base.wrapping_add(index.wrapping_mul(GOLDEN_GAMMA))) }
     }
 
     /// Uniform in [0, 1).
@@ -337,21 +323,9 @@ impl NumericFeature {
             let sd = mean * (sigma * sigma).exp_m1().sqrt();
             (Shape::LogNormal { mu, sigma }, mean, sd)
         } else {
-            (
-                Shape::Normal,
-                round1(-10.0 + 110.0 * u1),
-                round1(0.5 + 14.5 * u2),
-            )
+            (Shape::Normal, round1(-10.0 + 110.0 * u1), round1(0.5 + 14.5 * u2))
         };
-        Self {
-            json_key: json_key(&name),
-            name,
-            shape,
-            mean,
-            sd,
-            drifted: false,
-            weight: SCORE_WEIGHTS.get(index).copied().unwrap_or(0.0),
-        }
+        Self { json_key: json_key(&name), name, shape, mean, sd, drifted: false, weight: SCORE_WEIGHTS.get(index).copied().unwrap_or(0.0) }
     }
 }
 
@@ -473,23 +447,11 @@ impl Generator {
             return Err(GenerateError::NoFeatures);
         }
         if !(2..=MAX_CATEGORIES).contains(&config.categories) {
-            return Err(GenerateError::Categories {
-                categories: config.categories,
-            });
+            return Err(GenerateError::Categories { categories: config.categories });
         }
-        check_number(
-            "drift_size",
-            config.drift_size,
-            config.drift_size.is_finite(),
-            "finite",
-        )?;
+        check_number("drift_size", config.drift_size, config.drift_size.is_finite(), "finite")?;
         if config.drift_kind == DriftKind::Scale {
-            check_number(
-                "drift_size",
-                config.drift_size,
-                config.drift_size > -1.0,
-                "greater than -1 for scale drift",
-            )?;
+            check_number("drift_size", config.drift_size, config.drift_size > -1.0, "greater than -1 for scale drift")?;
         }
         check_number(
             "events_per_second",
@@ -497,36 +459,25 @@ impl Generator {
             config.events_per_second.is_finite() && config.events_per_second > 0.0,
             "positive and finite",
         )?;
-        check_number(
-            "missing_rate",
-            config.missing_rate,
-            (0.0..=1.0).contains(&config.missing_rate),
-            "between 0 and 1",
-        )?;
+        check_number("missing_rate", config.missing_rate, (0.0..=1.0).contains(&config.missing_rate), "between 0 and 1")?;
         match (config.drift_start, config.drift_end) {
             (None, Some(end)) => return Err(GenerateError::DriftEndWithoutStart { end }),
-            (Some(start), Some(end)) if end <= start => {
-                return Err(GenerateError::DriftEndNotAfterStart { start, end })
-            }
+            (Some(start), Some(end)) if end <= start => return Err(GenerateError::DriftEndNotAfterStart { start, end }),
             _ => {}
         }
 
-        let mut numeric: Vec<NumericFeature> = padded_names('f', config.numeric_features)
+        let mut numeric: Vec<NumericFeature> =
+            padded_names('f', config.numeric_features).into_iter().enumerate().map(|(i, name)| NumericFeature::new(i, name)).collect();
+        let mut categorical: Vec<CategoricalFeature> = padded_names('c', config.categorical_features)
             .into_iter()
             .enumerate()
-            .map(|(i, name)| NumericFeature::new(i, name))
+            .map(|(i, name)| CategoricalFeature {
+                json_key: json_key(&name),
+                name,
+                drifted: false,
+                weight: if i == 0 { SCORE_CATEGORY_WEIGHT } else { 0.0 },
+            })
             .collect();
-        let mut categorical: Vec<CategoricalFeature> =
-            padded_names('c', config.categorical_features)
-                .into_iter()
-                .enumerate()
-                .map(|(i, name)| CategoricalFeature {
-                    json_key: json_key(&name),
-                    name,
-                    drifted: false,
-                    weight: if i == 0 { SCORE_CATEGORY_WEIGHT } else { 0.0 },
-                })
-                .collect();
 
         match &config.drifted_features {
             None => {
@@ -542,24 +493,12 @@ impl Generator {
                         .iter_mut()
                         .find(|f| f.name == *name)
                         .map(|f| &mut f.drifted)
-                        .or_else(|| {
-                            categorical
-                                .iter_mut()
-                                .find(|f| f.name == *name)
-                                .map(|f| &mut f.drifted)
-                        });
+                        .or_else(|| categorical.iter_mut().find(|f| f.name == *name).map(|f| &mut f.drifted));
                     match flag {
                         Some(flag) => *flag = true,
                         None => {
-                            let known = numeric
-                                .iter()
-                                .map(|f| f.name.clone())
-                                .chain(categorical.iter().map(|f| f.name.clone()))
-                                .collect();
-                            return Err(GenerateError::UnknownDriftedFeature {
-                                name: name.clone(),
-                                known,
-                            });
+                            let known = numeric.iter().map(|f| f.name.clone()).chain(categorical.iter().map(|f| f.name.clone())).collect();
+                            return Err(GenerateError::UnknownDriftedFeature { name: name.clone(), known });
                         }
                     }
                 }
@@ -571,13 +510,8 @@ impl Generator {
         let k = config.categories;
         let base: Vec<f64> = (0..k).map(|c| 1.0 / (c + 1) as f64).collect();
         let share = config.drift_size.abs().min(1.0);
-        let drifted: Vec<f64> = (0..k)
-            .map(|c| (1.0 - share) * base[c] + share * base[k - 1 - c])
-            .collect();
-        let category_json = (b'a'..)
-            .take(k)
-            .map(|letter| vec![b'"', letter, b'"'].into_boxed_slice())
-            .collect();
+        let drifted: Vec<f64> = (0..k).map(|c| (1.0 - share) * base[c] + share * base[k - 1 - c]).collect();
+        let category_json = (b'a'..).take(k).map(|letter| vec![b'"', letter, b'"'].into_boxed_slice()).collect();
 
         let mut event_prefix = br#"{"model":"#.to_vec();
         event_prefix.extend_from_slice(&json_string(&config.model));
@@ -593,10 +527,7 @@ impl Generator {
         let event_bytes_hint = event_prefix.len()
             + 128
             + numeric.iter().map(|f| f.json_key.len() + 25).sum::<usize>()
-            + categorical
-                .iter()
-                .map(|f| f.json_key.len() + 4)
-                .sum::<usize>();
+            + categorical.iter().map(|f| f.json_key.len() + 4).sum::<usize>();
 
         let seed = config.seed;
         Ok(Self {
@@ -623,10 +554,7 @@ impl Generator {
 
     /// The numeric and the categorical feature names, in output order.
     pub fn feature_names(&self) -> (Vec<String>, Vec<String>) {
-        (
-            self.numeric.iter().map(|f| f.name.clone()).collect(),
-            self.categorical.iter().map(|f| f.name.clone()).collect(),
-        )
+        (self.numeric.iter().map(|f| f.name.clone()).collect(), self.categorical.iter().map(|f| f.name.clone()).collect())
     }
 
     /// Whether event `i` falls in the drift interval.
@@ -657,18 +585,8 @@ impl Generator {
         buf.extend_from_slice(br#","features":{"#);
         let mut values = SplitMix64::for_row(self.event_values, i);
         let mut missing = SplitMix64::for_row(self.event_missing, i);
-        let (score, _) = self.write_features(
-            &mut values,
-            &mut missing,
-            self.is_drifted(i),
-            Layout::Json,
-            buf,
-        );
-        buf.extend_from_slice(if score >= 0.5 {
-            br#"},"prediction":1,"score":"#
-        } else {
-            br#"},"prediction":0,"score":"#
-        });
+        let (score, _) = self.write_features(&mut values, &mut missing, self.is_drifted(i), Layout::Json, buf);
+        buf.extend_from_slice(if score >= 0.5 { br#"},"prediction":1,"score":"# } else { br#"},"prediction":0,"score":"# });
         push_f64(buf, score);
         buf.push(b'}');
     }
@@ -693,11 +611,7 @@ impl Generator {
         let mut missing = SplitMix64::for_row(self.reference_missing, row);
         let (score, wrote_any) = self.write_features(&mut values, &mut missing, false, layout, buf);
         match layout {
-            Layout::Json => buf.extend_from_slice(if wrote_any {
-                br#","score":"#
-            } else {
-                br#""score":"#
-            }),
+            Layout::Json => buf.extend_from_slice(if wrote_any { br#","score":"# } else { br#""score":"# }),
             // Every feature has a column, so there is always one before the score.
             Layout::Csv => buf.push(b','),
         }
@@ -709,11 +623,7 @@ impl Generator {
 
     /// The CSV header of a reference file, without a trailing newline.
     fn csv_header(&self, buf: &mut Vec<u8>) {
-        let names = self
-            .numeric
-            .iter()
-            .map(|f| &f.name)
-            .chain(self.categorical.iter().map(|f| &f.name));
+        let names = self.numeric.iter().map(|f| &f.name).chain(self.categorical.iter().map(|f| &f.name));
         for name in names {
             buf.extend_from_slice(name.as_bytes());
             buf.push(b',');
@@ -774,11 +684,7 @@ impl Generator {
 
         let scale = 1.0 / (self.config.categories - 1) as f64;
         for f in &self.categorical {
-            let cdf = if drift && f.drifted {
-                &self.drifted_cdf
-            } else {
-                &self.base_cdf
-            };
+            let cdf = if drift && f.drifted { &self.drifted_cdf } else { &self.base_cdf };
             let c = draw_category(cdf, values.uniform());
             linear += f.weight * c as f64 * scale;
             let present = !is_missing();
@@ -812,30 +718,17 @@ fn separate(buf: &mut Vec<u8>, first: &mut bool) {
     }
 }
 
-fn check_number(
-    field: &'static str,
-    value: f64,
-    ok: bool,
-    expected: &'static str,
-) -> Result<(), GenerateError> {
+fn check_number(field: &'static str, value: f64, ok: bool, expected: &'static str) -> Result<(), GenerateError> {
     if ok {
         Ok(())
     } else {
-        Err(GenerateError::InvalidNumber {
-            field,
-            expected,
-            value,
-        })
+        Err(GenerateError::InvalidNumber { field, expected, value })
     }
 }
 
 /// Writes events `range` as JSON lines (one event and `\n` per line) to `out`,
 /// in chunks of about 64 KiB, and flushes it.
-pub fn write_events_to<W: Write + ?Sized>(
-    generator: &Generator,
-    range: Range<u64>,
-    out: &mut W,
-) -> io::Result<()> {
+pub fn write_events_to<W: Write + ?Sized>(generator: &Generator, range: Range<u64>, out: &mut W) -> io::Result<()> {
     let mut buf = Vec::with_capacity(CHUNK_BYTES + 4096);
     for i in range {
         generator.write_event(i, &mut buf);
@@ -851,12 +744,7 @@ pub fn write_events_to<W: Write + ?Sized>(
 
 /// Writes the next `rows` reference rows in `format` to `out` (with a header
 /// for CSV) and flushes it.
-pub fn write_reference_to<W: Write + ?Sized>(
-    generator: &mut Generator,
-    rows: u64,
-    format: ReferenceFormat,
-    out: &mut W,
-) -> io::Result<()> {
+pub fn write_reference_to<W: Write + ?Sized>(generator: &mut Generator, rows: u64, format: ReferenceFormat, out: &mut W) -> io::Result<()> {
     let layout = match format {
         ReferenceFormat::Jsonl => Layout::Json,
         ReferenceFormat::Csv => Layout::Csv,
@@ -879,36 +767,19 @@ pub fn write_reference_to<W: Write + ?Sized>(
 }
 
 /// Writes events `0..events` of `config` to `path` as JSON lines.
-pub fn write_events_file(
-    config: &GeneratorConfig,
-    events: u64,
-    path: &Path,
-) -> Result<(), GenerateError> {
+pub fn write_events_file(config: &GeneratorConfig, events: u64, path: &Path) -> Result<(), GenerateError> {
     let generator = Generator::new(config.clone())?;
-    let io_error = |source| GenerateError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io_error = |source| GenerateError::Io { path: path.to_owned(), source };
     let mut file = File::create(path).map_err(io_error)?;
     write_events_to(&generator, 0..events, &mut file).map_err(io_error)
 }
 
 /// Writes `rows` reference rows of `config` to `path`: JSON lines for `.jsonl`
 /// (also `.ndjson`, `.json`), CSV with a header for `.csv`.
-pub fn write_reference_file(
-    config: &GeneratorConfig,
-    rows: u64,
-    path: &Path,
-) -> Result<(), GenerateError> {
-    let format =
-        ReferenceFormat::from_path(path).ok_or_else(|| GenerateError::ReferenceFormat {
-            path: path.to_owned(),
-        })?;
+pub fn write_reference_file(config: &GeneratorConfig, rows: u64, path: &Path) -> Result<(), GenerateError> {
+    let format = ReferenceFormat::from_path(path).ok_or_else(|| GenerateError::ReferenceFormat { path: path.to_owned() })?;
     let mut generator = Generator::new(config.clone())?;
-    let io_error = |source| GenerateError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io_error = |source| GenerateError::Io { path: path.to_owned(), source };
     let mut file = File::create(path).map_err(io_error)?;
     write_reference_to(&mut generator, rows, format, &mut file).map_err(io_error)
 }
@@ -960,12 +831,7 @@ pub struct GenerateArgs {
     pub drift_kind: DriftKind,
     /// Standard deviations (mean), relative spread change (scale); share of
     /// events drawn from the reversed mix for categorical features (at most 1).
-    #[arg(
-        long,
-        value_name = "X",
-        default_value_t = 1.0,
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_name = "X", default_value_t = 1.0, allow_negative_numbers = true)]
     pub drift_size: f64,
     /// Event-time spacing: events per second of event time.
     #[arg(long, value_name = "X", default_value_t = 1000.0)]
@@ -1019,18 +885,14 @@ impl GenerateArgs {
         // Refuse a bad configuration or reference path before writing anything.
         let reference = match &self.reference_output {
             Some(path) => {
-                let format = ReferenceFormat::from_path(path)
-                    .ok_or_else(|| GenerateError::ReferenceFormat { path: path.clone() })?;
+                let format = ReferenceFormat::from_path(path).ok_or_else(|| GenerateError::ReferenceFormat { path: path.clone() })?;
                 Some((path, format))
             }
             None => None,
         };
         let mut generator = Generator::new(self.config())?;
 
-        let output_error = |source| GenerateError::Io {
-            path: self.output.clone(),
-            source,
-        };
+        let output_error = |source| GenerateError::Io { path: self.output.clone(), source };
         if self.output.as_os_str() == "-" {
             match write_events_to(&generator, 0..self.events, &mut io::stdout().lock()) {
                 // The reader went away (`driftwatch generate … | head`): a normal end.
@@ -1043,13 +905,9 @@ impl GenerateArgs {
         }
 
         if let Some((path, format)) = reference {
-            let reference_error = |source| GenerateError::Io {
-                path: path.clone(),
-                source,
-            };
+            let reference_error = |source| GenerateError::Io { path: path.clone(), source };
             let mut file = File::create(path).map_err(reference_error)?;
-            write_reference_to(&mut generator, self.reference_rows, format, &mut file)
-                .map_err(reference_error)?;
+            write_reference_to(&mut generator, self.reference_rows, format, &mut file).map_err(reference_error)?;
         }
         Ok(())
     }
@@ -1073,9 +931,7 @@ mod tests {
 
     /// Mean and standard deviation of `feature` over events `range`.
     fn moments(generator: &Generator, range: Range<u64>, feature: &str) -> (f64, f64) {
-        let xs: Vec<f64> = range
-            .filter_map(|i| numeric(&event(generator, i)["features"], feature))
-            .collect();
+        let xs: Vec<f64> = range.filter_map(|i| numeric(&event(generator, i)["features"], feature)).collect();
         let n = xs.len() as f64;
         let mean = xs.iter().sum::<f64>() / n;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
@@ -1084,20 +940,13 @@ mod tests {
 
     fn category_share(generator: &Generator, range: Range<u64>, feature: &str, value: &str) -> f64 {
         let n = range.end - range.start;
-        let hits = range
-            .filter(|&i| event(generator, i)["features"][feature] == value)
-            .count();
+        let hits = range.filter(|&i| event(generator, i)["features"][feature] == value).count();
         hits as f64 / n as f64
     }
 
     fn drifting(kind: DriftKind, size: f64) -> Generator {
-        Generator::new(GeneratorConfig {
-            drift_start: Some(5_000),
-            drift_kind: kind,
-            drift_size: size,
-            ..GeneratorConfig::default()
-        })
-        .expect("valid config")
+        Generator::new(GeneratorConfig { drift_start: Some(5_000), drift_kind: kind, drift_size: size, ..GeneratorConfig::default() })
+            .expect("valid config")
     }
 
     #[test]
@@ -1111,21 +960,14 @@ mod tests {
         assert_eq!(forward, again);
 
         // Backwards, one at a time, from a fresh generator: event i depends only on i.
-        let lines: Vec<&[u8]> = forward
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .collect();
+        let lines: Vec<&[u8]> = forward.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
         for i in (0..1_000u64).rev() {
             let mut one = Vec::new();
             b.write_event(i, &mut one);
             assert_eq!(one, lines[i as usize], "event {i}");
         }
 
-        let other = Generator::new(GeneratorConfig {
-            seed: 7,
-            ..GeneratorConfig::default()
-        })
-        .expect("valid");
+        let other = Generator::new(GeneratorConfig { seed: 7, ..GeneratorConfig::default() }).expect("valid");
         let mut other_bytes = Vec::new();
         write_events_to(&other, 0..1_000, &mut other_bytes).expect("vec");
         assert_ne!(forward, other_bytes);
@@ -1135,12 +977,8 @@ mod tests {
     fn pinned_output_does_not_change() {
         // Fails if the stream derivation or the formatting changes, which would
         // silently change every generated fixture.
-        let generator = Generator::new(GeneratorConfig {
-            numeric_features: 2,
-            categorical_features: 1,
-            ..GeneratorConfig::default()
-        })
-        .expect("valid");
+        let generator =
+            Generator::new(GeneratorConfig { numeric_features: 2, categorical_features: 1, ..GeneratorConfig::default() }).expect("valid");
         let mut buf = Vec::new();
         generator.write_event(3, &mut buf);
         let text = String::from_utf8(buf).expect("utf-8");
@@ -1169,10 +1007,7 @@ mod tests {
             assert_eq!(event["model"], "fraud");
             assert_eq!(event["model_version"], "v1");
             assert_eq!(event["prediction_id"], format!("fraud-{i}"));
-            assert_eq!(
-                event["timestamp"].as_i64(),
-                Some(DEFAULT_START_TIME_MS + i as i64)
-            );
+            assert_eq!(event["timestamp"].as_i64(), Some(DEFAULT_START_TIME_MS + i as i64));
             let features = event["features"].as_object().expect("features object");
             assert_eq!(features.len(), 22);
             for name in &numeric_names {
@@ -1190,24 +1025,15 @@ mod tests {
         }
         assert_eq!(text.lines().count(), 2_000);
         let positive_rate = positives as f64 / 2_000.0;
-        assert!(
-            (0.05..0.30).contains(&positive_rate),
-            "positive rate {positive_rate}"
-        );
+        assert!((0.05..0.30).contains(&positive_rate), "positive rate {positive_rate}");
         let bytes_per_event = out.len() / 2_000;
-        assert!(
-            (600..900).contains(&bytes_per_event),
-            "{bytes_per_event} bytes per event"
-        );
+        assert!((600..900).contains(&bytes_per_event), "{bytes_per_event} bytes per event");
     }
 
     #[test]
     fn names_are_padded_to_the_width_needed() {
         assert_eq!(padded_names('f', 3), ["f0", "f1", "f2"]);
-        assert_eq!(
-            padded_names('f', 10),
-            ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9"]
-        );
+        assert_eq!(padded_names('f', 10), ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9"]);
         assert_eq!(padded_names('f', 11)[..2], ["f00", "f01"]);
         assert_eq!(padded_names('f', 101)[100], "f100");
         assert_eq!(padded_names('c', 1), ["c0"]);
@@ -1221,23 +1047,11 @@ mod tests {
             let (after, _) = moments(&generator, 5_000..10_000, &f.name);
             let shift = (after - before) / f.sd;
             let expected = if f.drifted { 1.0 } else { 0.0 };
-            assert!(
-                (shift - expected).abs() < 0.15,
-                "{}: shift {shift} sd, expected {expected}",
-                f.name
-            );
+            assert!((shift - expected).abs() < 0.15, "{}: shift {shift} sd, expected {expected}", f.name);
         }
         // Default drifted set: the first half of the numeric features and c0.
-        let drifted: Vec<&str> = generator
-            .numeric
-            .iter()
-            .filter(|f| f.drifted)
-            .map(|f| f.name.as_str())
-            .collect();
-        assert_eq!(
-            drifted,
-            ["f00", "f01", "f02", "f03", "f04", "f05", "f06", "f07", "f08", "f09"]
-        );
+        let drifted: Vec<&str> = generator.numeric.iter().filter(|f| f.drifted).map(|f| f.name.as_str()).collect();
+        assert_eq!(drifted, ["f00", "f01", "f02", "f03", "f04", "f05", "f06", "f07", "f08", "f09"]);
     }
 
     #[test]
@@ -1248,11 +1062,7 @@ mod tests {
             let (mean_after, sd_after) = moments(&generator, 5_000..10_000, &f.name);
             let ratio = sd_after / sd_before;
             let expected = if f.drifted { 2.0 } else { 1.0 };
-            assert!(
-                (ratio / expected - 1.0).abs() < 0.15,
-                "{}: sd ratio {ratio}",
-                f.name
-            );
+            assert!((ratio / expected - 1.0).abs() < 0.15, "{}: sd ratio {ratio}", f.name);
             let shift = (mean_after - mean_before) / f.sd;
             assert!(shift.abs() < 0.15, "{}: mean moved {shift} sd", f.name);
         }
@@ -1260,12 +1070,8 @@ mod tests {
 
     #[test]
     fn drift_ends_at_drift_end() {
-        let generator = Generator::new(GeneratorConfig {
-            drift_start: Some(5_000),
-            drift_end: Some(10_000),
-            ..GeneratorConfig::default()
-        })
-        .expect("valid");
+        let generator = Generator::new(GeneratorConfig { drift_start: Some(5_000), drift_end: Some(10_000), ..GeneratorConfig::default() })
+            .expect("valid");
         assert!(!generator.is_drifted(4_999));
         assert!(generator.is_drifted(5_000));
         assert!(generator.is_drifted(9_999));
@@ -1286,10 +1092,7 @@ mod tests {
         assert!((c0_after - 0.046).abs() < 0.03, "{c0_after}");
         let c1_before = category_share(&generator, 0..5_000, "c1", "a");
         let c1_after = category_share(&generator, 5_000..10_000, "c1", "a");
-        assert!(
-            (c1_before - c1_after).abs() < 0.03,
-            "{c1_before} vs {c1_after}"
-        );
+        assert!((c1_before - c1_after).abs() < 0.03, "{c1_before} vs {c1_after}");
 
         // A partial share moves part of the mass.
         let half = drifting(DriftKind::Mean, 0.5);
@@ -1302,10 +1105,7 @@ mod tests {
         let generator = drifting(DriftKind::Mean, 1.0);
         let rate = |range: Range<u64>| {
             let n = (range.end - range.start) as f64;
-            range
-                .map(|i| event(&generator, i)["prediction"].as_u64().unwrap_or(0))
-                .sum::<u64>() as f64
-                / n
+            range.map(|i| event(&generator, i)["prediction"].as_u64().unwrap_or(0)).sum::<u64>() as f64 / n
         };
         let before = rate(0..5_000);
         let after = rate(5_000..10_000);
@@ -1324,34 +1124,20 @@ mod tests {
             .numeric
             .iter()
             .map(|f| (f.name.as_str(), f.drifted))
-            .chain(
-                generator
-                    .categorical
-                    .iter()
-                    .map(|f| (f.name.as_str(), f.drifted)),
-            )
+            .chain(generator.categorical.iter().map(|f| (f.name.as_str(), f.drifted)))
             .filter_map(|(name, drifted)| drifted.then_some(name))
             .collect();
         assert_eq!(drifted, ["f15", "c1"]);
 
-        let err = Generator::new(GeneratorConfig {
-            drifted_features: Some(vec!["f20".to_owned()]),
-            ..GeneratorConfig::default()
-        })
-        .expect_err("f20 does not exist");
-        assert!(
-            matches!(err, GenerateError::UnknownDriftedFeature { ref name, .. } if name == "f20")
-        );
+        let err = Generator::new(GeneratorConfig { drifted_features: Some(vec!["f20".to_owned()]), ..GeneratorConfig::default() })
+            .expect_err("f20 does not exist");
+        assert!(matches!(err, GenerateError::UnknownDriftedFeature { ref name, .. } if name == "f20"));
     }
 
     #[test]
     fn missing_rate_omits_features_without_changing_the_others() {
         let full = Generator::new(GeneratorConfig::default()).expect("valid");
-        let sparse = Generator::new(GeneratorConfig {
-            missing_rate: 0.3,
-            ..GeneratorConfig::default()
-        })
-        .expect("valid");
+        let sparse = Generator::new(GeneratorConfig { missing_rate: 0.3, ..GeneratorConfig::default() }).expect("valid");
         let (mut present, mut total) = (0usize, 0usize);
         for i in 0..2_000 {
             let a = event(&full, i);
@@ -1368,21 +1154,13 @@ mod tests {
         let omitted = 1.0 - present as f64 / total as f64;
         assert!((omitted - 0.3).abs() < 0.02, "omitted {omitted}");
 
-        let none = Generator::new(GeneratorConfig {
-            missing_rate: 1.0,
-            ..GeneratorConfig::default()
-        })
-        .expect("valid");
+        let none = Generator::new(GeneratorConfig { missing_rate: 1.0, ..GeneratorConfig::default() }).expect("valid");
         assert_eq!(event(&none, 0)["features"], serde_json::json!({}));
     }
 
     #[test]
     fn reference_rows_never_drift() {
-        let mut generator = Generator::new(GeneratorConfig {
-            drift_start: Some(0),
-            ..GeneratorConfig::default()
-        })
-        .expect("valid");
+        let mut generator = Generator::new(GeneratorConfig { drift_start: Some(0), ..GeneratorConfig::default() }).expect("valid");
         let (numeric_names, _) = generator.feature_names();
         let mut rows = Vec::new();
         for _ in 0..5_000 {
@@ -1394,13 +1172,8 @@ mod tests {
             rows.push(row);
         }
         for (f, name) in generator.numeric.iter().zip(&numeric_names) {
-            let mean =
-                rows.iter().filter_map(|r| numeric(r, name)).sum::<f64>() / rows.len() as f64;
-            assert!(
-                ((mean - f.mean) / f.sd).abs() < 0.1,
-                "{name}: reference mean {mean}, expected {}",
-                f.mean
-            );
+            let mean = rows.iter().filter_map(|r| numeric(r, name)).sum::<f64>() / rows.len() as f64;
+            assert!(((mean - f.mean) / f.sd).abs() < 0.1, "{name}: reference mean {mean}, expected {}", f.mean);
         }
         let a_share = rows.iter().filter(|r| r["c0"] == "a").count() as f64 / rows.len() as f64;
         assert!((a_share - 0.368).abs() < 0.03, "{a_share}");
@@ -1413,10 +1186,7 @@ mod tests {
     fn files_are_written_in_the_asked_format() {
         let dir = std::env::temp_dir().join(format!("driftwatch-generate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let config = GeneratorConfig {
-            missing_rate: 0.1,
-            ..GeneratorConfig::default()
-        };
+        let config = GeneratorConfig { missing_rate: 0.1, ..GeneratorConfig::default() };
 
         let events = dir.join("events.jsonl");
         write_events_file(&config, 300, &events).expect("write events");
@@ -1424,12 +1194,7 @@ mod tests {
         assert_eq!(text.lines().count(), 300);
         assert!(text.ends_with('\n'));
         let mut expected = Vec::new();
-        write_events_to(
-            &Generator::new(config.clone()).expect("valid"),
-            0..300,
-            &mut expected,
-        )
-        .expect("vec");
+        write_events_to(&Generator::new(config.clone()).expect("valid"), 0..300, &mut expected).expect("vec");
         assert_eq!(text.as_bytes(), expected);
 
         let csv = dir.join("reference.csv");
@@ -1460,20 +1225,15 @@ mod tests {
         }
         assert_eq!(text.lines().count(), 200);
 
-        let err = write_reference_file(&config, 10, &dir.join("reference.parquet"))
-            .expect_err("parquet is not supported");
+        let err = write_reference_file(&config, 10, &dir.join("reference.parquet")).expect_err("parquet is not supported");
         assert!(matches!(err, GenerateError::ReferenceFormat { .. }));
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]
     fn timestamps_follow_events_per_second() {
-        let generator = Generator::new(GeneratorConfig {
-            events_per_second: 3.0,
-            start_time_ms: 1_000,
-            ..GeneratorConfig::default()
-        })
-        .expect("valid");
+        let generator =
+            Generator::new(GeneratorConfig { events_per_second: 3.0, start_time_ms: 1_000, ..GeneratorConfig::default() }).expect("valid");
         assert_eq!(generator.timestamp_ms(0), 1_000);
         assert_eq!(generator.timestamp_ms(1), 1_333);
         assert_eq!(generator.timestamp_ms(3), 2_000);
@@ -1484,66 +1244,23 @@ mod tests {
     fn invalid_configs_are_refused() {
         let refused = |config: GeneratorConfig| Generator::new(config).is_err();
         let d = GeneratorConfig::default;
-        assert!(refused(GeneratorConfig {
-            numeric_features: 0,
-            categorical_features: 0,
-            ..d()
-        }));
-        assert!(refused(GeneratorConfig {
-            categories: 1,
-            ..d()
-        }));
-        assert!(refused(GeneratorConfig {
-            categories: 27,
-            ..d()
-        }));
-        assert!(refused(GeneratorConfig {
-            missing_rate: 1.5,
-            ..d()
-        }));
-        assert!(refused(GeneratorConfig {
-            missing_rate: f64::NAN,
-            ..d()
-        }));
-        assert!(refused(GeneratorConfig {
-            events_per_second: 0.0,
-            ..d()
-        }));
-        assert!(refused(GeneratorConfig {
-            drift_size: f64::INFINITY,
-            ..d()
-        }));
-        assert!(refused(GeneratorConfig {
-            drift_kind: DriftKind::Scale,
-            drift_size: -1.0,
-            ..d()
-        }));
-        assert!(refused(GeneratorConfig {
-            drift_end: Some(5),
-            ..d()
-        }));
-        assert!(refused(GeneratorConfig {
-            drift_start: Some(5),
-            drift_end: Some(5),
-            ..d()
-        }));
-        assert!(!refused(GeneratorConfig {
-            numeric_features: 0,
-            ..d()
-        }));
-        assert!(!refused(GeneratorConfig {
-            categorical_features: 0,
-            ..d()
-        }));
+        assert!(refused(GeneratorConfig { numeric_features: 0, categorical_features: 0, ..d() }));
+        assert!(refused(GeneratorConfig { categories: 1, ..d() }));
+        assert!(refused(GeneratorConfig { categories: 27, ..d() }));
+        assert!(refused(GeneratorConfig { missing_rate: 1.5, ..d() }));
+        assert!(refused(GeneratorConfig { missing_rate: f64::NAN, ..d() }));
+        assert!(refused(GeneratorConfig { events_per_second: 0.0, ..d() }));
+        assert!(refused(GeneratorConfig { drift_size: f64::INFINITY, ..d() }));
+        assert!(refused(GeneratorConfig { drift_kind: DriftKind::Scale, drift_size: -1.0, ..d() }));
+        assert!(refused(GeneratorConfig { drift_end: Some(5), ..d() }));
+        assert!(refused(GeneratorConfig { drift_start: Some(5), drift_end: Some(5), ..d() }));
+        assert!(!refused(GeneratorConfig { numeric_features: 0, ..d() }));
+        assert!(!refused(GeneratorConfig { categorical_features: 0, ..d() }));
     }
 
     #[test]
     fn model_names_are_escaped() {
-        let generator = Generator::new(GeneratorConfig {
-            model: "fr\"aud".to_owned(),
-            ..GeneratorConfig::default()
-        })
-        .expect("valid");
+        let generator = Generator::new(GeneratorConfig { model: "fr\"aud".to_owned(), ..GeneratorConfig::default() }).expect("valid");
         let event = event(&generator, 12);
         assert_eq!(event["model"], "fr\"aud");
         assert_eq!(event["prediction_id"], "fr\"aud-12");
@@ -1582,10 +1299,7 @@ mod tests {
         .expect("valid arguments");
         let config = cli.generate.config();
         assert_eq!(config.drift_start, Some(50));
-        assert_eq!(
-            config.drifted_features,
-            Some(vec!["f01".to_owned(), "c1".to_owned()])
-        );
+        assert_eq!(config.drifted_features, Some(vec!["f01".to_owned(), "c1".to_owned()]));
         assert_eq!(config.drift_kind, DriftKind::Scale);
         assert_eq!(config.start_time_ms, DEFAULT_START_TIME_MS + 1_000);
         assert_eq!(cli.generate.output, PathBuf::from("-"));
@@ -1593,21 +1307,14 @@ mod tests {
         let defaults = Cli::try_parse_from(["generate", "--events", "1"]).expect("valid");
         assert_eq!(defaults.generate.config(), GeneratorConfig::default());
         assert_eq!(defaults.generate.reference_rows, 50_000);
-        assert!(
-            Cli::try_parse_from(["generate"]).is_err(),
-            "--events is required"
-        );
+        assert!(Cli::try_parse_from(["generate"]).is_err(), "--events is required");
     }
 
     /// `cargo test --release -p driftwatch-engine generate::tests::write_event_throughput -- --ignored --nocapture`
     #[test]
     #[ignore = "prints a throughput figure; run in release"]
     fn write_event_throughput() {
-        let generator = Generator::new(GeneratorConfig {
-            drift_start: Some(500_000),
-            ..GeneratorConfig::default()
-        })
-        .expect("valid");
+        let generator = Generator::new(GeneratorConfig { drift_start: Some(500_000), ..GeneratorConfig::default() }).expect("valid");
         let events = 2_000_000u64;
         let mut buf = Vec::with_capacity(1 << 20);
         let mut bytes = 0;

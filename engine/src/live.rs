@@ -31,12 +31,12 @@ use prometheus::Registry;
 use serde::Serialize;
 use std::io::Write as _;
 
+use crate::batch::RowsPool;
 use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::decode::Decoder;
 use crate::evaluate::{ModelState, Outcome};
 use crate::metrics::EngineMetrics;
 use crate::model::{build_references, Plan};
-use crate::batch::RowsPool;
 use crate::pipeline::{create_output, Batch, BatchPool, Decoded, Shards};
 use crate::{Error, Result};
 
@@ -94,10 +94,8 @@ impl Progress {
     fn wait_applied(&self, limit: Duration) -> bool {
         let target = self.sent.load(Ordering::Acquire);
         let guard = self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (guard, _) = self
-            .cv
-            .wait_timeout_while(guard, limit, |applied| *applied < target)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (guard, _) =
+            self.cv.wait_timeout_while(guard, limit, |applied| *applied < target).unwrap_or_else(std::sync::PoisonError::into_inner);
         *guard >= target
     }
 }
@@ -177,7 +175,8 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
         None => config.metrics.listen.parse().map_err(|e| Error::Usage(format!("metrics.listen: {e}")))?,
     };
     let ready_handle = handle.clone();
-    let (bound, server) = runtime.block_on(driftwatch_connectors::http::serve(listen, registry.clone(), Arc::new(move || ready_handle.ready())))?;
+    let (bound, server) =
+        runtime.block_on(driftwatch_connectors::http::serve(listen, registry.clone(), Arc::new(move || ready_handle.ready())))?;
     eprintln!("driftwatch: serving /metrics, /healthz, /readyz on http://{bound}");
     let stop = Arc::clone(&options.stop);
     {
@@ -440,7 +439,8 @@ impl WindowStage<'_> {
                 entry.push(e.metric);
             }
             if let Some(w) = evaluations_out {
-                serde_json::to_writer(&mut *w, &e).map_err(|e| Error::io(std::path::Path::new("evaluation output"), std::io::Error::other(e)))?;
+                serde_json::to_writer(&mut *w, &e)
+                    .map_err(|e| Error::io(std::path::Path::new("evaluation output"), std::io::Error::other(e)))?;
                 w.write_all(b"\n").map_err(|e| Error::io(std::path::Path::new("evaluation output"), e))?;
             }
         }

@@ -133,7 +133,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay { config, input, output_evaluations, output_events, dead_letter, shards, report } => {
             let c = Config::from_file(&config)?;
             let open = |p: &Option<PathBuf>| p.as_deref().map(create_output).transpose();
-            let outputs = Outputs { evaluations: open(&output_evaluations)?, events: open(&output_events)?, dead_letter: open(&dead_letter)? };
+            let outputs =
+                Outputs { evaluations: open(&output_evaluations)?, events: open(&output_events)?, dead_letter: open(&dead_letter)? };
             let r = replay(&c, &input, outputs, shards)?;
             let summary = serde_json::to_string_pretty(&r)?;
             if let Some(path) = report {

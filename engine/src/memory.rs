@@ -174,9 +174,7 @@ fn model_memory(m: &ModelPlan, reference: Option<&ModelProfile>) -> ModelMemory 
                 )
             }
         };
-        window_bytes = window_bytes
-            .saturating_add((pane as u64).saturating_mul(pane_stores))
-            .saturating_add(window as u64);
+        window_bytes = window_bytes.saturating_add((pane as u64).saturating_mul(pane_stores)).saturating_add(window as u64);
         reference_bytes = reference_bytes.saturating_add(built as u64);
     }
     // A baseline keeps its raw values until it is built: an optional number
@@ -280,7 +278,8 @@ mod tests {
 
     #[test]
     fn input_is_shown_at_a_typical_and_the_largest_event() {
-        let b = bound(&yaml("{ batch_events: 4096, queue_batches: 4, max_event_bytes: 1048576 }", 3, "{ type: tumbling, events: 1000 }"), 2);
+        let b =
+            bound(&yaml("{ batch_events: 4096, queue_batches: 4, max_event_bytes: 1048576 }", 3, "{ type: tumbling, events: 1000 }"), 2);
         assert_eq!(b.input_batches, 12);
         assert_eq!(b.input_typical, 12 * (4096 * 1024 + (4 << 20)));
         assert_eq!(b.input_max, 12 * (4096 * (1 << 20) + (4 << 20)));

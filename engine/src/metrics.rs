@@ -61,34 +61,66 @@ impl EngineMetrics {
         let latency_buckets = vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
         let m = Self {
             source_events: IntCounter::new("driftwatch_source_events_total", "Events read from the source")?,
-            dead_letters: IntCounterVec::new(Opts::new("driftwatch_pipeline_dead_letters_total", "Events that could not be used, by reason"), &["reason"])?,
-            window_events: IntCounterVec::new(Opts::new("driftwatch_window_events_total", "Events applied to a model's windows or baseline"), &["model"])?,
-            late_events: IntCounterVec::new(Opts::new("driftwatch_window_late_events_total", "Events later than the allowed lateness, dropped"), &["model"])?,
+            dead_letters: IntCounterVec::new(
+                Opts::new("driftwatch_pipeline_dead_letters_total", "Events that could not be used, by reason"),
+                &["reason"],
+            )?,
+            window_events: IntCounterVec::new(
+                Opts::new("driftwatch_window_events_total", "Events applied to a model's windows or baseline"),
+                &["model"],
+            )?,
+            late_events: IntCounterVec::new(
+                Opts::new("driftwatch_window_late_events_total", "Events later than the allowed lateness, dropped"),
+                &["model"],
+            )?,
             evaluations: IntCounterVec::new(Opts::new("driftwatch_window_evaluations_total", "Windows evaluated"), &["model"])?,
-            drift_events: IntCounterVec::new(Opts::new("driftwatch_drift_events_total", "Drift and resolved events emitted"), &["model", "type"])?,
-            suppressed: IntCounterVec::new(Opts::new("driftwatch_drift_suppressed_total", "Drift episodes suppressed by the cooldown"), &["model"])?,
-            score: GaugeVec::new(Opts::new("driftwatch_feature_drift_score", "Latest drift statistic of a feature (or the prediction)"), &col)?,
-            p_value: GaugeVec::new(Opts::new("driftwatch_feature_p_value", "Latest p-value (after correction) of a test-based metric"), &col)?,
+            drift_events: IntCounterVec::new(
+                Opts::new("driftwatch_drift_events_total", "Drift and resolved events emitted"),
+                &["model", "type"],
+            )?,
+            suppressed: IntCounterVec::new(
+                Opts::new("driftwatch_drift_suppressed_total", "Drift episodes suppressed by the cooldown"),
+                &["model"],
+            )?,
+            score: GaugeVec::new(
+                Opts::new("driftwatch_feature_drift_score", "Latest drift statistic of a feature (or the prediction)"),
+                &col,
+            )?,
+            p_value: GaugeVec::new(
+                Opts::new("driftwatch_feature_p_value", "Latest p-value (after correction) of a test-based metric"),
+                &col,
+            )?,
             state: IntGaugeVec::new(Opts::new("driftwatch_feature_drift_state", "1 while the feature is drifting by this metric"), &col)?,
             last_evaluation: GaugeVec::new(
                 Opts::new("driftwatch_feature_last_evaluation_timestamp_seconds", "Unix time of the feature's last evaluation"),
                 &col,
             )?,
-            drifting_features: IntGaugeVec::new(Opts::new("driftwatch_model_drifting_features", "Features drifting by any metric"), &["model"])?,
+            drifting_features: IntGaugeVec::new(
+                Opts::new("driftwatch_model_drifting_features", "Features drifting by any metric"),
+                &["model"],
+            )?,
             event_latency: Histogram::with_opts(
-                HistogramOpts::new("driftwatch_pipeline_event_latency_seconds", "Event timestamp to applied to the window").buckets(latency_buckets.clone()),
+                HistogramOpts::new("driftwatch_pipeline_event_latency_seconds", "Event timestamp to applied to the window")
+                    .buckets(latency_buckets.clone()),
             )?,
             evaluation_seconds: Histogram::with_opts(
                 HistogramOpts::new("driftwatch_window_evaluation_seconds", "Window close to evaluation done")
                     .buckets(vec![0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0]),
             )?,
             shard_queue: IntGaugeVec::new(Opts::new("driftwatch_shard_queue_batches", "Batches waiting for a shard"), &["shard"])?,
-            sketch_bytes: IntGaugeVec::new(Opts::new("driftwatch_window_sketch_bytes", "Bytes held by a model's window sketches"), &["model"])?,
-            reference_ready: IntGaugeVec::new(Opts::new("driftwatch_model_reference_ready", "1 once the model has its reference"), &["model"])?,
+            sketch_bytes: IntGaugeVec::new(
+                Opts::new("driftwatch_window_sketch_bytes", "Bytes held by a model's window sketches"),
+                &["model"],
+            )?,
+            reference_ready: IntGaugeVec::new(
+                Opts::new("driftwatch_model_reference_ready", "1 once the model has its reference"),
+                &["model"],
+            )?,
             start_time: Gauge::new("driftwatch_process_start_time_seconds", "Start time of the process (Unix seconds)")?,
             events_rate: Gauge::new("driftwatch_source_events_per_second", "Events read per second over the last second")?,
             stage_seconds: HistogramVec::new(
-                HistogramOpts::new("driftwatch_pipeline_stage_seconds", "Time a batch spends in a stage").buckets(vec![0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]),
+                HistogramOpts::new("driftwatch_pipeline_stage_seconds", "Time a batch spends in a stage")
+                    .buckets(vec![0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]),
                 &["stage"],
             )?,
         };

@@ -161,15 +161,11 @@ impl ModelPlan {
                 p_value: d.p_value,
                 mode: d.mode.unwrap_or_default(),
                 p_value_method: d.p_value_method.unwrap_or(driftwatch_detectors::ks::KsMethod::Auto),
-                applies: columns
-                    .iter()
-                    .map(|c| d.metric.fits(c.kind) && d.features.as_ref().is_none_or(|l| l.contains(&c.name)))
-                    .collect(),
+                applies: columns.iter().map(|c| d.metric.fits(c.kind) && d.features.as_ref().is_none_or(|l| l.contains(&c.name))).collect(),
             })
             .collect();
-        let raw_needed = m.detectors.iter().any(|d| {
-            (d.metric == Metric::Ks && d.mode != Some(KsMode::Sketch)) || d.metric == Metric::Wasserstein
-        });
+        let raw_needed =
+            m.detectors.iter().any(|d| (d.metric == Metric::Ks && d.mode != Some(KsMode::Sketch)) || d.metric == Metric::Wasserstein);
         let exact_max = m
             .detectors
             .iter()
@@ -181,9 +177,10 @@ impl ModelPlan {
             WindowSpec::Count { slide, panes } => slide * panes <= exact_max as u64,
             WindowSpec::Time { .. } => false,
         };
-        let sketch_needed = m.detectors.iter().any(|d| {
-            d.metric == Metric::Ks && (d.mode == Some(KsMode::Sketch) || (d.mode != Some(KsMode::Exact) && !window_fits))
-        });
+        let sketch_needed = m
+            .detectors
+            .iter()
+            .any(|d| d.metric == Metric::Ks && (d.mode == Some(KsMode::Sketch) || (d.mode != Some(KsMode::Exact) && !window_fits)));
         let base = NumericSketchConfig { bins: m.bins(), quantile_sketch: sketch_needed, ..NumericSketchConfig::default() };
         Ok(Self {
             name: m.name.clone(),
@@ -275,7 +272,10 @@ impl ModelPlan {
                         return Err(bad(format!("profile column {:?} has no quantile sketch; rebuild it with this config", c.name)));
                     }
                     if window.exact.count() == 0 && self.window_sketch.exact_capacity > 0 {
-                        return Err(bad(format!("profile column {:?} has no raw values for exact KS; rebuild it with this config", c.name)));
+                        return Err(bad(format!(
+                            "profile column {:?} has no raw values for exact KS; rebuild it with this config",
+                            c.name
+                        )));
                     }
                 }
                 (ColumnReference::Categorical { .. }, FeatureType::Categorical) => {}
@@ -357,7 +357,8 @@ impl Profile {
     /// Writes the profile as JSON.
     pub fn save(&self, path: &Path) -> Result<()> {
         let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-        serde_json::to_writer(std::io::BufWriter::new(file), self).map_err(|e| Error::Profile { path: path.to_owned(), message: e.to_string() })
+        serde_json::to_writer(std::io::BufWriter::new(file), self)
+            .map_err(|e| Error::Profile { path: path.to_owned(), message: e.to_string() })
     }
 
     /// Reads a profile, refusing other format versions (checked before the
@@ -411,11 +412,7 @@ pub fn build_references(config: &Config, plan: &Plan) -> Result<Vec<Option<Model
             })?;
             mp.check_profile(&p)?;
             // Windows index reference columns by position: follow the plan's order.
-            let columns = mp
-                .columns
-                .iter()
-                .filter_map(|c| p.columns.iter().find(|x| x.name == c.name).cloned())
-                .collect();
+            let columns = mp.columns.iter().filter_map(|c| p.columns.iter().find(|x| x.name == c.name).cloned()).collect();
             Some(ModelProfile { columns, ..p })
         } else {
             None

@@ -15,9 +15,9 @@ use std::time::Instant;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 
+use crate::batch::{integer_category, ModelRows, Recycler, RowsPool};
 use crate::config::{Config, FeatureType};
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
-use crate::batch::{integer_category, ModelRows, Recycler, RowsPool};
 use crate::evaluate::{ModelCounters, ModelState, Outcome};
 use crate::model::{build_references, Plan};
 use crate::source::{self, FileFormat};
@@ -488,7 +488,6 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
     Decoded { seq: batch.seq, positions, rows: per_model, dead }
 }
 
-
 /// Reads JSONL into batches; a line longer than `max` is cut there, the
 /// rest skipped, and the event marked oversize (bounded memory whatever the
 /// input).
@@ -520,7 +519,14 @@ const GAP_BYTES: usize = 64 << 10;
 /// blank lines, the dropped rest of an oversize line) are compacted away once
 /// they outweigh the events (and [`GAP_BYTES`]), so a batch holds at most
 /// about `batch_events × max` bytes plus one read, whatever the input.
-fn cut_lines(mut input: impl Read, path: &Path, pool: &BatchPool, max: usize, reads: (usize, usize), mut send: impl FnMut(Batch) -> Result<()>) -> Result<Lines> {
+fn cut_lines(
+    mut input: impl Read,
+    path: &Path,
+    pool: &BatchPool,
+    max: usize,
+    reads: (usize, usize),
+    mut send: impl FnMut(Batch) -> Result<()>,
+) -> Result<Lines> {
     let batch_events = pool.events.max(1);
     let limit = max.saturating_add(1);
     let (mut seq, mut lines, mut blank) = (0u64, 0u64, 0u64);
@@ -645,14 +651,14 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
     let plan = Arc::new(Plan::new(config)?);
     let decoder = Arc::new(Decoder::new(&plan.decoder)?);
     let references = build_references(config, &plan)?;
-    let mut models: Vec<ModelState> =
-        plan.models.iter().cloned().zip(references).map(|(p, r)| ModelState::new(p, r)).collect();
+    let mut models: Vec<ModelState> = plan.models.iter().cloned().zip(references).map(|(p, r)| ModelState::new(p, r)).collect();
     let shard_count = shards.unwrap_or_else(|| config.engine.shard_count()).max(1);
     let format = input_format(input)?;
     let batch_events = config.engine.batch_events;
     let max = config.engine.max_event_bytes;
 
-    let Shards { senders: shard_txs, done: done_rx, pool, rows: rows_pool, handles, .. } = Shards::start(shard_count, config, &plan, &decoder)?;
+    let Shards { senders: shard_txs, done: done_rx, pool, rows: rows_pool, handles, .. } =
+        Shards::start(shard_count, config, &plan, &decoder)?;
 
     let input_path: PathBuf = input.to_owned();
     let csv_types = csv_types(&plan);
@@ -736,7 +742,14 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
     Ok(report)
 }
 
-fn apply_batch(d: Decoded, models: &mut [ModelState], outputs: &mut Outputs, outcome: &mut Outcome, report: &mut Report, pool: &RowsPool) -> Result<()> {
+fn apply_batch(
+    d: Decoded,
+    models: &mut [ModelState],
+    outputs: &mut Outputs,
+    outcome: &mut Outcome,
+    report: &mut Report,
+    pool: &RowsPool,
+) -> Result<()> {
     for dl in &d.dead {
         *report.dead_letters.entry(dl.reason).or_default() += 1;
         write_line(&mut outputs.dead_letter, dl, "dead letter output")?;

@@ -39,8 +39,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::prelude::{
-    Column, CsvReadOptions, DataFrame, Expr, JsonReadOptions, ParquetReadOptions, SQLOptions,
-    SessionConfig, SessionContext,
+    Column, CsvReadOptions, DataFrame, Expr, JsonReadOptions, ParquetReadOptions, SQLOptions, SessionConfig, SessionContext,
 };
 use serde::{Deserialize, Serialize};
 
@@ -271,10 +270,7 @@ impl FileFormat {
             Some("parquet") => Ok(Self::Parquet),
             Some("csv") => Ok(Self::Csv),
             Some("jsonl" | "ndjson" | "json") => Ok(Self::Json),
-            _ => Err(SourceError::UnsupportedExtension {
-                path: path.to_owned(),
-                extension,
-            }),
+            _ => Err(SourceError::UnsupportedExtension { path: path.to_owned(), extension }),
         }
     }
 
@@ -311,11 +307,7 @@ pub struct TableSource {
 impl TableSource {
     /// A source reading the whole file, format inferred from its extension.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            format: None,
-            sql: None,
-        }
+        Self { path: path.into(), format: None, sql: None }
     }
 
     /// The explicit format, or the one inferred from the extension.
@@ -362,13 +354,7 @@ impl ColumnKind {
                 // (checked as it is read, like a number in an event).
                 Self::Categorical => {
                     data_type.is_numeric()
-                        || matches!(
-                            data_type,
-                            DataType::Utf8
-                                | DataType::LargeUtf8
-                                | DataType::Utf8View
-                                | DataType::Boolean
-                        )
+                        || matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean)
                 }
             },
         }
@@ -396,18 +382,12 @@ pub struct ColumnRequest {
 impl ColumnRequest {
     /// A numeric column.
     pub fn numeric(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            kind: ColumnKind::Numeric,
-        }
+        Self { name: name.into(), kind: ColumnKind::Numeric }
     }
 
     /// A categorical column.
     pub fn categorical(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            kind: ColumnKind::Categorical,
-        }
+        Self { name: name.into(), kind: ColumnKind::Categorical }
     }
 }
 
@@ -476,8 +456,7 @@ pub struct TableColumns {
 pub fn read_columns(source: &TableSource, request: &[ColumnRequest]) -> Result<TableColumns> {
     check_file(&source.path)?;
     let format = source.resolved_format()?;
-    let (rows, batches, positions) = block_on(query_columns(source, format, request))?
-        .map_err(|e| explain_csv_type(e, format))?;
+    let (rows, batches, positions) = block_on(query_columns(source, format, request))?.map_err(|e| explain_csv_type(e, format))?;
 
     let mut columns: Vec<ColumnData> = request.iter().map(|r| ColumnData::empty(r.kind)).collect();
     for batch in batches {
@@ -485,11 +464,7 @@ pub fn read_columns(source: &TableSource, request: &[ColumnRequest]) -> Result<T
             append(column, batch.column(position), &source.path, &request.name)?;
         }
     }
-    Ok(TableColumns {
-        rows,
-        columns,
-        description: source.describe(format),
-    })
+    Ok(TableColumns { rows, columns, description: source.describe(format) })
 }
 
 /// Checks, without reading the data, that the file exists and that the schema
@@ -508,31 +483,16 @@ pub fn check_columns(source: &TableSource, request: &[ColumnRequest]) -> Result<
 /// of only the column's type, when the column is in the file itself (not
 /// made by the SQL query).
 fn explain_csv_type(error: SourceError, format: FileFormat) -> SourceError {
-    let SourceError::IncompatibleType {
-        path,
-        column,
-        expected: ColumnKind::Numeric,
-        found,
-        ..
-    } = &error
-    else {
+    let SourceError::IncompatibleType { path, column, expected: ColumnKind::Numeric, found, .. } = &error else {
         return error;
     };
-    if format != FileFormat::Csv
-        || !matches!(
-            found,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        )
-    {
+    if format != FileFormat::Csv || !matches!(found, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
         return error;
     }
     match first_non_number(path, column) {
-        Some((row, value)) => SourceError::NotANumber {
-            path: path.clone(),
-            column: column.clone(),
-            row,
-            value: value.chars().take(40).collect(),
-        },
+        Some((row, value)) => {
+            SourceError::NotANumber { path: path.clone(), column: column.clone(), row, value: value.chars().take(40).collect() }
+        }
         None => error,
     }
 }
@@ -573,13 +533,7 @@ fn first_non_number(path: &Path, column: &str) -> Option<(u64, String)> {
 
 /// `schema` with every field as nullable `Utf8`.
 fn text_schema(schema: &Schema) -> Schema {
-    Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    )
+    Schema::new(schema.fields().iter().map(|f| Field::new(f.name(), DataType::Utf8, true)).collect::<Vec<_>>())
 }
 
 /// How a replay types the cells of CSV columns. A column in neither set keeps
@@ -614,16 +568,11 @@ fn csv_number(cell: &str) -> Option<CsvNumber> {
             return Some(CsvNumber::Integer(n));
         }
     }
-    let plain = bytes
-        .iter()
-        .all(|b| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'));
+    let plain = bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'));
     if !plain || !bytes.iter().any(u8::is_ascii_digit) {
         return None;
     }
-    cell.parse::<f64>()
-        .ok()
-        .filter(|x| x.is_finite())
-        .map(CsvNumber::Float)
+    cell.parse::<f64>().ok().filter(|x| x.is_finite()).map(CsvNumber::Float)
 }
 
 /// A CSV cell that is a number.
@@ -635,12 +584,7 @@ enum CsvNumber {
 }
 
 /// Writes one CSV row as a JSON object (empty cells omitted) into `out`.
-fn write_csv_row(
-    out: &mut Vec<u8>,
-    keys: &[Vec<u8>],
-    types: &[CellType],
-    cells: &[Option<&str>],
-) -> Result<(), serde_json::Error> {
+fn write_csv_row(out: &mut Vec<u8>, keys: &[Vec<u8>], types: &[CellType], cells: &[Option<&str>]) -> Result<(), serde_json::Error> {
     out.push(b'{');
     let mut first = true;
     for ((key, &ty), cell) in keys.iter().zip(types).zip(cells) {
@@ -694,28 +638,14 @@ where
 /// Returns the number of blank lines skipped: empty CSV lines (`\n` or
 /// `\r\n` outside quotes; the CSV reader skips them) or blank and
 /// whitespace-only JSONL lines; Parquet has none.
-pub fn for_each_json_row_typed<E, F>(
-    path: &Path,
-    format: FileFormat,
-    types: &CsvTypes,
-    mut f: F,
-) -> Result<u64, E>
+pub fn for_each_json_row_typed<E, F>(path: &Path, format: FileFormat, types: &CsvTypes, mut f: F) -> Result<u64, E>
 where
     F: FnMut(&[u8]) -> Result<(), E>,
     E: From<SourceError>,
 {
     check_file(path)?;
-    let read_error = |error: DataFusionError| SourceError::Read {
-        path: path.to_owned(),
-        format,
-        source: Box::new(error),
-    };
-    let open = || {
-        File::open(path).map_err(|source| SourceError::Access {
-            path: path.to_owned(),
-            source,
-        })
-    };
+    let read_error = |error: DataFusionError| SourceError::Read { path: path.to_owned(), format, source: Box::new(error) };
+    let open = || File::open(path).map_err(|source| SourceError::Access { path: path.to_owned(), source });
     match format {
         FileFormat::Json => {
             let mut reader = BufReader::new(open()?);
@@ -723,9 +653,7 @@ where
             let mut blank = 0;
             loop {
                 line.clear();
-                let read = reader
-                    .read_until(b'\n', &mut line)
-                    .map_err(|error| read_error(error.into()))?;
+                let read = reader.read_until(b'\n', &mut line).map_err(|error| read_error(error.into()))?;
                 if read == 0 {
                     return Ok(blank);
                 }
@@ -740,15 +668,8 @@ where
         FileFormat::Csv => {
             use datafusion::arrow::csv::reader::{Format, ReaderBuilder};
             let csv_format = Format::default().with_header(true);
-            let mut counted = BlankLines {
-                inner: open()?,
-                blank: 0,
-                line_start: true,
-                quoted: false,
-            };
-            let (schema, _) = csv_format
-                .infer_schema(&mut counted, None)
-                .map_err(|error| read_error(error.into()))?;
+            let mut counted = BlankLines { inner: open()?, blank: 0, line_start: true, quoted: false };
+            let (schema, _) = csv_format.infer_schema(&mut counted, None).map_err(|error| read_error(error.into()))?;
             let cell_types: Vec<CellType> = schema
                 .fields()
                 .iter()
@@ -783,10 +704,7 @@ where
                     .iter()
                     .map(|c| c.as_string_opt::<i32>())
                     .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| SourceError::Internal {
-                        path: path.to_owned(),
-                        what: "a CSV column read as text is not Utf8",
-                    })?;
+                    .ok_or_else(|| SourceError::Internal { path: path.to_owned(), what: "a CSV column read as text is not Utf8" })?;
                 let mut cells: Vec<Option<&str>> = Vec::with_capacity(keys.len());
                 for i in 0..batch.num_rows() {
                     cells.clear();
@@ -856,20 +774,13 @@ pub fn batch_from_columns(columns: Vec<(String, ColumnData)>) -> Result<RecordBa
             Field::new(name, data_type, true)
         })
         .collect();
-    let arrays = columns
-        .into_iter()
-        .map(|(_, data)| data.into_array())
-        .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-        .map_err(|source| SourceError::InvalidBatch { source })
+    let arrays = columns.into_iter().map(|(_, data)| data.into_array()).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|source| SourceError::InvalidBatch { source })
 }
 
 /// Writes `batch` to a new Parquet file at `path` (replacing any existing file).
 pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
-    let write_error = |source: ParquetError| SourceError::Write {
-        path: path.to_owned(),
-        source,
-    };
+    let write_error = |source: ParquetError| SourceError::Write { path: path.to_owned(), source };
     let file = File::create(path).map_err(|error| write_error(error.into()))?;
     let mut writer = ArrowWriter::try_new(file, batch.schema(), None).map_err(write_error)?;
     writer.write(batch).map_err(write_error)?;
@@ -880,25 +791,16 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
 fn check_file(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(metadata) if metadata.is_file() => Ok(()),
-        Ok(_) => Err(SourceError::NotAFile {
-            path: path.to_owned(),
-        }),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(SourceError::NotFound {
-            path: path.to_owned(),
-        }),
-        Err(source) => Err(SourceError::Access {
-            path: path.to_owned(),
-            source,
-        }),
+        Ok(_) => Err(SourceError::NotAFile { path: path.to_owned() }),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(SourceError::NotFound { path: path.to_owned() }),
+        Err(source) => Err(SourceError::Access { path: path.to_owned(), source }),
     }
 }
 
 /// Runs `future` to completion on a private current-thread runtime: callers
 /// are synchronous, and one query over one file gains little from more threads.
 fn block_on<F: Future>(future: F) -> Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|source| SourceError::Runtime { source })?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|source| SourceError::Runtime { source })?;
     Ok(runtime.block_on(future))
 }
 
@@ -908,39 +810,20 @@ fn context() -> SessionContext {
     SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1))
 }
 
-async fn register(
-    ctx: &SessionContext,
-    path: &Path,
-    format: FileFormat,
-    infer_max_records: usize,
-) -> Result<(), DataFusionError> {
-    let table_path = path.to_str().ok_or_else(|| {
-        DataFusionError::IoError(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path is not valid UTF-8",
-        ))
-    })?;
+async fn register(ctx: &SessionContext, path: &Path, format: FileFormat, infer_max_records: usize) -> Result<(), DataFusionError> {
+    let table_path = path
+        .to_str()
+        .ok_or_else(|| DataFusionError::IoError(io::Error::new(io::ErrorKind::InvalidInput, "the path is not valid UTF-8")))?;
     // An empty extension filter: the format is already decided, and DataFusion
     // would otherwise reject e.g. `.jsonl` for JSON or a CSV named `.txt`.
     match format {
-        FileFormat::Parquet => {
-            ctx.register_parquet(
-                TABLE_NAME,
-                table_path,
-                ParquetReadOptions::new().file_extension(""),
-            )
-            .await
-        }
+        FileFormat::Parquet => ctx.register_parquet(TABLE_NAME, table_path, ParquetReadOptions::new().file_extension("")).await,
         FileFormat::Csv => {
-            let options = CsvReadOptions::new()
-                .file_extension("")
-                .schema_infer_max_records(infer_max_records);
+            let options = CsvReadOptions::new().file_extension("").schema_infer_max_records(infer_max_records);
             ctx.register_csv(TABLE_NAME, table_path, options).await
         }
         FileFormat::Json => {
-            let options = JsonReadOptions::default()
-                .file_extension("")
-                .schema_infer_max_records(infer_max_records);
+            let options = JsonReadOptions::default().file_extension("").schema_infer_max_records(infer_max_records);
             ctx.register_json(TABLE_NAME, table_path, options).await
         }
     }
@@ -949,68 +832,42 @@ async fn register(
 /// Runs the query and collects the requested columns: the row count, the
 /// batches, and for each request the index of its column in the batches
 /// (requests naming the same column share one projected column).
-async fn query_columns(
-    source: &TableSource,
-    format: FileFormat,
-    request: &[ColumnRequest],
-) -> Result<(u64, Vec<RecordBatch>, Vec<usize>)> {
-    let read_error = |error: DataFusionError| SourceError::Read {
-        path: source.path.clone(),
-        format,
-        source: Box::new(error),
-    };
+async fn query_columns(source: &TableSource, format: FileFormat, request: &[ColumnRequest]) -> Result<(u64, Vec<RecordBatch>, Vec<usize>)> {
+    let read_error = |error: DataFusionError| SourceError::Read { path: source.path.clone(), format, source: Box::new(error) };
     let ctx = context();
-    register(&ctx, &source.path, format, usize::MAX)
-        .await
-        .map_err(read_error)?;
+    register(&ctx, &source.path, format, usize::MAX).await.map_err(read_error)?;
     let df = plan(&ctx, source, format).await?;
     let Projection { exprs, positions } = resolve(&df, source, format, request)?;
     if exprs.is_empty() {
         let rows = df.count().await.map_err(read_error)?;
         return Ok((rows as u64, Vec::new(), positions));
     }
-    let batches = df
-        .select(exprs)
-        .map_err(read_error)?
-        .collect()
-        .await
-        .map_err(read_error)?;
+    let batches = df.select(exprs).map_err(read_error)?.collect().await.map_err(read_error)?;
     let rows = batches.iter().map(|batch| batch.num_rows() as u64).sum();
     Ok((rows, batches, positions))
 }
 
-async fn check_schema(
-    source: &TableSource,
-    format: FileFormat,
-    request: &[ColumnRequest],
-) -> Result<()> {
+async fn check_schema(source: &TableSource, format: FileFormat, request: &[ColumnRequest]) -> Result<()> {
     let ctx = context();
-    register(&ctx, &source.path, format, CHECK_INFER_MAX_RECORDS)
-        .await
-        .map_err(|error| SourceError::Read {
-            path: source.path.clone(),
-            format,
-            source: Box::new(error),
-        })?;
+    register(&ctx, &source.path, format, CHECK_INFER_MAX_RECORDS).await.map_err(|error| SourceError::Read {
+        path: source.path.clone(),
+        format,
+        source: Box::new(error),
+    })?;
     let df = plan(&ctx, source, format).await?;
     resolve(&df, source, format, request).map(drop)
 }
 
 /// Parses and plans the source's query; only read-only queries are allowed.
 async fn plan(ctx: &SessionContext, source: &TableSource, format: FileFormat) -> Result<DataFrame> {
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
+    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
     let sql = source.query();
-    ctx.sql_with_options(sql, options)
-        .await
-        .map_err(|error| SourceError::Sql {
-            path: source.path.clone(),
-            format,
-            sql: sql.to_owned(),
-            source: Box::new(error),
-        })
+    ctx.sql_with_options(sql, options).await.map_err(|error| SourceError::Sql {
+        path: source.path.clone(),
+        format,
+        sql: sql.to_owned(),
+        source: Box::new(error),
+    })
 }
 
 /// The columns to project and, for each request, its position among them.
@@ -1020,21 +877,12 @@ struct Projection {
     positions: Vec<usize>,
 }
 
-fn resolve(
-    df: &DataFrame,
-    source: &TableSource,
-    format: FileFormat,
-    request: &[ColumnRequest],
-) -> Result<Projection> {
+fn resolve(df: &DataFrame, source: &TableSource, format: FileFormat, request: &[ColumnRequest]) -> Result<Projection> {
     let schema = df.schema();
     let mut selected: Vec<usize> = Vec::new();
     let mut positions = Vec::with_capacity(request.len());
     for column in request {
-        let Some(index) = schema
-            .fields()
-            .iter()
-            .position(|f| f.name() == &column.name)
-        else {
+        let Some(index) = schema.fields().iter().position(|f| f.name() == &column.name) else {
             return Err(SourceError::ColumnMissing {
                 path: source.path.clone(),
                 format,
@@ -1061,10 +909,7 @@ fn resolve(
         };
         positions.push(position);
     }
-    let exprs = selected
-        .into_iter()
-        .map(|index| Expr::Column(Column::from(schema.qualified_field(index))))
-        .collect();
+    let exprs = selected.into_iter().map(|index| Expr::Column(Column::from(schema.qualified_field(index)))).collect();
     Ok(Projection { exprs, positions })
 }
 
@@ -1077,31 +922,18 @@ fn is_fractional(data_type: &DataType) -> bool {
 }
 
 fn append(out: &mut ColumnData, array: &ArrayRef, path: &Path, column: &str) -> Result<()> {
-    let convert_error = |kind: ColumnKind, source: ArrowError| SourceError::Convert {
-        path: path.to_owned(),
-        column: column.to_owned(),
-        kind,
-        source,
-    };
-    let internal = |what: &'static str| SourceError::Internal {
-        path: path.to_owned(),
-        what,
-    };
+    let convert_error =
+        |kind: ColumnKind, source: ArrowError| SourceError::Convert { path: path.to_owned(), column: column.to_owned(), kind, source };
+    let internal = |what: &'static str| SourceError::Internal { path: path.to_owned(), what };
     match out {
         ColumnData::Numeric(values) => {
-            let floats = cast(array, &DataType::Float64)
-                .map_err(|source| convert_error(ColumnKind::Numeric, source))?;
-            let floats = floats
-                .as_primitive_opt::<Float64Type>()
-                .ok_or_else(|| internal("cast to Float64 returned another type"))?;
+            let floats = cast(array, &DataType::Float64).map_err(|source| convert_error(ColumnKind::Numeric, source))?;
+            let floats = floats.as_primitive_opt::<Float64Type>().ok_or_else(|| internal("cast to Float64 returned another type"))?;
             values.extend(floats.iter());
         }
         ColumnData::Categorical(values) if is_fractional(array.data_type()) => {
-            let floats = cast(array, &DataType::Float64)
-                .map_err(|source| convert_error(ColumnKind::Categorical, source))?;
-            let floats = floats
-                .as_primitive_opt::<Float64Type>()
-                .ok_or_else(|| internal("cast to Float64 returned another type"))?;
+            let floats = cast(array, &DataType::Float64).map_err(|source| convert_error(ColumnKind::Categorical, source))?;
+            let floats = floats.as_primitive_opt::<Float64Type>().ok_or_else(|| internal("cast to Float64 returned another type"))?;
             for value in floats.iter() {
                 let category = match value {
                     // Missing, as `null` is (pandas writes missing integers as NaN).
@@ -1118,11 +950,8 @@ fn append(out: &mut ColumnData, array: &ArrayRef, path: &Path, column: &str) -> 
             }
         }
         ColumnData::Categorical(values) => {
-            let strings = cast(array, &DataType::Utf8)
-                .map_err(|source| convert_error(ColumnKind::Categorical, source))?;
-            let strings = strings
-                .as_string_opt::<i32>()
-                .ok_or_else(|| internal("cast to Utf8 returned another type"))?;
+            let strings = cast(array, &DataType::Utf8).map_err(|source| convert_error(ColumnKind::Categorical, source))?;
+            let strings = strings.as_string_opt::<i32>().ok_or_else(|| internal("cast to Utf8 returned another type"))?;
             values.extend(strings.iter().map(|value| value.map(str::to_owned)));
         }
     }
@@ -1144,9 +973,7 @@ where
     let mut writer = LineDelimitedWriter::new(Vec::with_capacity(64 * 1024));
     for batch in batches {
         let batch = batch.map_err(|error| read_error(error.into()))?;
-        writer
-            .write(&batch)
-            .map_err(|error| read_error(error.into()))?;
+        writer.write(&batch).map_err(|error| read_error(error.into()))?;
         let buffer = writer.get_mut();
         for row in buffer.split(|&byte| byte == b'\n') {
             if !row.is_empty() {
@@ -1173,10 +1000,7 @@ mod tests {
         fn new(name: &str) -> Self {
             static NEXT: AtomicU64 = AtomicU64::new(0);
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            Self(std::env::temp_dir().join(format!(
-                "driftwatch-source-{}-{n}-{name}",
-                std::process::id()
-            )))
+            Self(std::env::temp_dir().join(format!("driftwatch-source-{}-{n}-{name}", std::process::id())))
         }
 
         fn with_text(name: &str, text: &str) -> Self {
@@ -1225,20 +1049,14 @@ mod tests {
             let got = FileFormat::from_path(Path::new(path));
             match expected {
                 Some(format) => assert_eq!(got.unwrap(), format, "{path}"),
-                None => assert!(
-                    matches!(got, Err(SourceError::UnsupportedExtension { .. })),
-                    "{path}: {got:?}"
-                ),
+                None => assert!(matches!(got, Err(SourceError::UnsupportedExtension { .. })), "{path}: {got:?}"),
             }
         }
     }
 
     #[test]
     fn csv_reference_with_ints_floats_strings_and_nulls() {
-        let file = TempFile::with_text(
-            "ref.csv",
-            "x,city,n,flag\n1.5,paris,3,true\n,berlin,,false\n2.5,,7,\n",
-        );
+        let file = TempFile::with_text("ref.csv", "x,city,n,flag\n1.5,paris,3,true\n,berlin,,false\n2.5,,7,\n");
         let request = [
             ColumnRequest::numeric("x"),
             ColumnRequest::categorical("city"),
@@ -1298,14 +1116,8 @@ mod tests {
         assert_eq!(score[2], None);
         assert_eq!(table.columns[0], categorical(&[Some("a"), None, Some("b")]));
         assert_eq!(table.columns[2], numeric(&[Some(10.0), None, Some(-2.0)]));
-        assert_eq!(
-            table.columns[3],
-            categorical(&[Some("10"), None, Some("-2")])
-        );
-        assert_eq!(
-            table.columns[4],
-            categorical(&[Some("true"), Some("false"), None])
-        );
+        assert_eq!(table.columns[3], categorical(&[Some("10"), None, Some("-2")]));
+        assert_eq!(table.columns[4], categorical(&[Some("true"), Some("false"), None]));
         check_columns(&file.source(), &request).unwrap();
     }
 
@@ -1317,11 +1129,7 @@ mod tests {
              {\"a\": 2.5, \"flag\": false}\n\
              {\"a\": null, \"b\": \"y\"}\n",
         );
-        let request = [
-            ColumnRequest::numeric("a"),
-            ColumnRequest::categorical("b"),
-            ColumnRequest::categorical("flag"),
-        ];
+        let request = [ColumnRequest::numeric("a"), ColumnRequest::categorical("b"), ColumnRequest::categorical("flag")];
         let table = read_columns(&file.source(), &request).unwrap();
         assert_eq!(table.rows, 3);
         assert_eq!(
@@ -1342,53 +1150,20 @@ mod tests {
             text.push_str(&format!("{split},{i},l{}\n", i % 7));
         }
         let file = TempFile::with_text("split.csv", &text);
-        let source = TableSource {
-            sql: Some("SELECT value, label FROM reference WHERE split = 'train'".to_owned()),
-            ..file.source()
-        };
-        let table = read_columns(
-            &source,
-            &[
-                ColumnRequest::numeric("value"),
-                ColumnRequest::categorical("label"),
-            ],
-        )
-        .unwrap();
+        let source = TableSource { sql: Some("SELECT value, label FROM reference WHERE split = 'train'".to_owned()), ..file.source() };
+        let table = read_columns(&source, &[ColumnRequest::numeric("value"), ColumnRequest::categorical("label")]).unwrap();
         let expected: Vec<i32> = (0..100).filter(|i| i % 3 != 0).collect();
         assert_eq!(table.rows, expected.len() as u64);
-        assert_eq!(
-            table.columns[0],
-            ColumnData::Numeric(expected.iter().map(|&i| Some(f64::from(i))).collect())
-        );
-        assert_eq!(
-            table.columns[1],
-            ColumnData::Categorical(
-                expected
-                    .iter()
-                    .map(|i| Some(format!("l{}", i % 7)))
-                    .collect()
-            )
-        );
-        assert!(
-            table
-                .description
-                .ends_with(", sql: SELECT value, label FROM reference WHERE split = 'train'"),
-            "{}",
-            table.description
-        );
+        assert_eq!(table.columns[0], ColumnData::Numeric(expected.iter().map(|&i| Some(f64::from(i))).collect()));
+        assert_eq!(table.columns[1], ColumnData::Categorical(expected.iter().map(|i| Some(format!("l{}", i % 7))).collect()));
+        assert!(table.description.ends_with(", sql: SELECT value, label FROM reference WHERE split = 'train'"), "{}", table.description);
     }
 
     #[test]
     fn explicit_format_overrides_extension() {
         let file = TempFile::with_text("data.txt", "v\n1\n2\n");
-        assert!(matches!(
-            read_columns(&file.source(), &[ColumnRequest::numeric("v")]),
-            Err(SourceError::UnsupportedExtension { .. })
-        ));
-        let source = TableSource {
-            format: Some(FileFormat::Csv),
-            ..file.source()
-        };
+        assert!(matches!(read_columns(&file.source(), &[ColumnRequest::numeric("v")]), Err(SourceError::UnsupportedExtension { .. })));
+        let source = TableSource { format: Some(FileFormat::Csv), ..file.source() };
         let table = read_columns(&source, &[ColumnRequest::numeric("v")]).unwrap();
         assert_eq!(table.columns, vec![numeric(&[Some(1.0), Some(2.0)])]);
     }
@@ -1405,37 +1180,20 @@ mod tests {
     fn missing_file() {
         let source = TableSource::new(std::env::temp_dir().join("driftwatch-no-such-file.parquet"));
         let request = [ColumnRequest::numeric("x")];
-        for result in [
-            read_columns(&source, &request).map(drop),
-            check_columns(&source, &request),
-        ] {
+        for result in [read_columns(&source, &request).map(drop), check_columns(&source, &request)] {
             let error = result.unwrap_err();
             assert!(matches!(error, SourceError::NotFound { .. }), "{error:?}");
-            assert!(
-                error
-                    .to_string()
-                    .contains("driftwatch-no-such-file.parquet"),
-                "{error}"
-            );
+            assert!(error.to_string().contains("driftwatch-no-such-file.parquet"), "{error}");
         }
     }
 
     #[test]
     fn missing_column_lists_available_ones() {
         let file = TempFile::with_text("cols.csv", "alpha,beta\n1,2\n");
-        let request = [
-            ColumnRequest::numeric("alpha"),
-            ColumnRequest::numeric("gamma"),
-        ];
-        for result in [
-            read_columns(&file.source(), &request).map(drop),
-            check_columns(&file.source(), &request),
-        ] {
+        let request = [ColumnRequest::numeric("alpha"), ColumnRequest::numeric("gamma")];
+        for result in [read_columns(&file.source(), &request).map(drop), check_columns(&file.source(), &request)] {
             let error = result.unwrap_err();
-            let SourceError::ColumnMissing {
-                column, available, ..
-            } = &error
-            else {
+            let SourceError::ColumnMissing { column, available, .. } = &error else {
                 panic!("unexpected error {error:?}");
             };
             assert_eq!(column, "gamma");
@@ -1451,31 +1209,16 @@ mod tests {
     fn string_column_requested_as_numeric() {
         let file = TempFile::with_text("types.csv", "name,v\nbob,1\n");
         let request = [ColumnRequest::numeric("name")];
-        for result in [
-            read_columns(&file.source(), &request).map(drop),
-            check_columns(&file.source(), &request),
-        ] {
+        for result in [read_columns(&file.source(), &request).map(drop), check_columns(&file.source(), &request)] {
             let error = result.unwrap_err();
-            let SourceError::IncompatibleType {
-                column,
-                expected,
-                found,
-                ..
-            } = &error
-            else {
+            let SourceError::IncompatibleType { column, expected, found, .. } = &error else {
                 panic!("unexpected error {error:?}");
             };
             assert_eq!(column, "name");
             assert_eq!(*expected, ColumnKind::Numeric);
-            assert!(
-                matches!(found, DataType::Utf8 | DataType::Utf8View),
-                "{found}"
-            );
+            assert!(matches!(found, DataType::Utf8 | DataType::Utf8View), "{found}");
             let message = error.to_string();
-            assert!(
-                message.contains("`name`") && message.contains("expected numeric"),
-                "{message}"
-            );
+            assert!(message.contains("`name`") && message.contains("expected numeric"), "{message}");
         }
         let error = check_columns(&file.source(), &[ColumnRequest::numeric("v")]);
         assert!(error.is_ok(), "{error:?}");
@@ -1497,10 +1240,7 @@ mod tests {
         let float = TempFile::with_text("float.csv", "v\n1.0\n1.5\n");
         check_columns(&float.source(), &[ColumnRequest::categorical("v")]).unwrap();
         let error = read_columns(&float.source(), &[ColumnRequest::categorical("v")]).unwrap_err();
-        assert!(
-            matches!(&error, SourceError::NotACategory { column, row: 2, value, .. } if column == "v" && *value == 1.5),
-            "{error:?}"
-        );
+        assert!(matches!(&error, SourceError::NotACategory { column, row: 2, value, .. } if column == "v" && *value == 1.5), "{error:?}");
         let message = error.to_string();
         assert!(message.contains("row 2 holds 1.5") && message.contains("not an integer"), "{message}");
     }
@@ -1508,23 +1248,12 @@ mod tests {
     #[test]
     fn bad_sql() {
         let file = TempFile::with_text("sql.csv", "v\n1\n");
-        for sql in [
-            "SELEC v FROM reference",
-            "SELECT nope FROM reference",
-            "SELECT v FROM other_table",
-            "DROP TABLE reference",
-        ] {
-            let source = TableSource {
-                sql: Some(sql.to_owned()),
-                ..file.source()
-            };
+        for sql in ["SELEC v FROM reference", "SELECT nope FROM reference", "SELECT v FROM other_table", "DROP TABLE reference"] {
+            let source = TableSource { sql: Some(sql.to_owned()), ..file.source() };
             let error = read_columns(&source, &[ColumnRequest::numeric("v")]).unwrap_err();
             assert!(matches!(error, SourceError::Sql { .. }), "{sql}: {error:?}");
             assert!(error.to_string().contains(sql), "{error}");
-            assert!(
-                std::error::Error::source(&error).is_some(),
-                "{sql}: no source"
-            );
+            assert!(std::error::Error::source(&error).is_some(), "{sql}: no source");
         }
     }
 
@@ -1542,24 +1271,12 @@ mod tests {
         let mut seen = 0usize;
         for_each_json_row(path, format, |row| {
             let value: serde_json::Value = serde_json::from_slice(row).unwrap();
-            assert_eq!(
-                value["i"],
-                serde_json::json!(seen as f64),
-                "row {seen}: {value}"
-            );
-            assert_eq!(
-                value["s"],
-                serde_json::json!(format!("s{seen}")),
-                "row {seen}"
-            );
+            assert_eq!(value["i"], serde_json::json!(seen as f64), "row {seen}: {value}");
+            assert_eq!(value["s"], serde_json::json!(format!("s{seen}")), "row {seen}");
             if seen.is_multiple_of(10) {
                 assert!(value.get("v").is_none(), "null omitted: {value}");
             } else {
-                assert_eq!(
-                    value["v"].as_f64(),
-                    Some(seen as f64 / 4.0),
-                    "row {seen}: {value}"
-                );
+                assert_eq!(value["v"].as_f64(), Some(seen as f64 / 4.0), "row {seen}: {value}");
             }
             seen += 1;
             Ok::<_, SourceError>(())
@@ -1570,22 +1287,9 @@ mod tests {
 
     fn order_batch() -> RecordBatch {
         batch_from_columns(vec![
-            (
-                "i".to_owned(),
-                ColumnData::Numeric((0..ORDER_ROWS).map(|i| Some(i as f64)).collect()),
-            ),
-            (
-                "v".to_owned(),
-                ColumnData::Numeric(
-                    (0..ORDER_ROWS)
-                        .map(|i| (i % 10 != 0).then_some(i as f64 / 4.0))
-                        .collect(),
-                ),
-            ),
-            (
-                "s".to_owned(),
-                ColumnData::Categorical((0..ORDER_ROWS).map(|i| Some(format!("s{i}"))).collect()),
-            ),
+            ("i".to_owned(), ColumnData::Numeric((0..ORDER_ROWS).map(|i| Some(i as f64)).collect())),
+            ("v".to_owned(), ColumnData::Numeric((0..ORDER_ROWS).map(|i| (i % 10 != 0).then_some(i as f64 / 4.0)).collect())),
+            ("s".to_owned(), ColumnData::Categorical((0..ORDER_ROWS).map(|i| Some(format!("s{i}"))).collect())),
         ])
         .unwrap()
     }
@@ -1597,10 +1301,7 @@ mod tests {
 
         // The DataFusion path keeps file order too.
         let table = read_columns(&file.source(), &[ColumnRequest::numeric("i")]).unwrap();
-        assert_eq!(
-            table.columns[0],
-            ColumnData::Numeric((0..ORDER_ROWS).map(|i| Some(i as f64)).collect())
-        );
+        assert_eq!(table.columns[0], ColumnData::Numeric((0..ORDER_ROWS).map(|i| Some(i as f64)).collect()));
     }
 
     #[test]
@@ -1609,21 +1310,14 @@ mod tests {
         // the Parquet file; `v` is empty (null) on every tenth row.
         let mut text = String::from("i,v,s\n");
         for i in 0..ORDER_ROWS {
-            let v = if i % 10 == 0 {
-                String::new()
-            } else {
-                format!("{:?}", i as f64 / 4.0)
-            };
+            let v = if i % 10 == 0 { String::new() } else { format!("{:?}", i as f64 / 4.0) };
             text.push_str(&format!("{:?},{v},s{i}\n", i as f64));
         }
         let file = TempFile::with_text("order.csv", &text);
         assert_rows_in_order(&file.0, FileFormat::Csv);
 
         let table = read_columns(&file.source(), &[ColumnRequest::categorical("s")]).unwrap();
-        assert_eq!(
-            table.columns[0],
-            ColumnData::Categorical((0..ORDER_ROWS).map(|i| Some(format!("s{i}"))).collect())
-        );
+        assert_eq!(table.columns[0], ColumnData::Categorical((0..ORDER_ROWS).map(|i| Some(format!("s{i}"))).collect()));
     }
 
     #[test]
@@ -1667,13 +1361,7 @@ mod tests {
 
         let missing = std::env::temp_dir().join("driftwatch-no-such-replay.csv");
         let result = for_each_json_row(&missing, FileFormat::Csv, |_| Ok::<_, CallerError>(()));
-        assert!(
-            matches!(
-                result,
-                Err(CallerError::Source(SourceError::NotFound { .. }))
-            ),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(CallerError::Source(SourceError::NotFound { .. }))), "{result:?}");
     }
     fn typed_rows(path: &Path, types: &CsvTypes) -> Vec<serde_json::Value> {
         let mut rows = Vec::new();
@@ -1694,44 +1382,23 @@ mod tests {
         let mut text = String::from("model,x,c,id,flag\n");
         text.push_str("007,oops,007,12,true\n");
         for i in 0..5000 {
-            text.push_str(&format!(
-                "m,{}.5,{},{},{}\n",
-                i,
-                i % 7,
-                i,
-                if i % 2 == 0 { "TRUE" } else { "false" }
-            ));
+            text.push_str(&format!("m,{}.5,{},{},{}\n", i, i % 7, i, if i % 2 == 0 { "TRUE" } else { "false" }));
         }
         text.push_str("m,,a,9007199254740993,\n");
         text.push_str("m,1e400,a,1.0,\n");
         let file = TempFile::with_text("typed.csv", &text);
-        let types = CsvTypes {
-            numeric: ["x".to_owned()].into(),
-            text: ["model".to_owned()].into(),
-        };
+        let types = CsvTypes { numeric: ["x".to_owned()].into(), text: ["model".to_owned()].into() };
         let rows = typed_rows(&file.0, &types);
         assert_eq!(rows.len(), 5003);
         // The configured types: `model` text, `x` a number where it is one.
-        assert_eq!(
-            rows[0],
-            serde_json::json!({"model": "007", "x": "oops", "c": "007", "id": 12, "flag": true})
-        );
-        assert_eq!(
-            rows[1],
-            serde_json::json!({"model": "m", "x": 0.5, "c": "0", "id": 0, "flag": true})
-        );
+        assert_eq!(rows[0], serde_json::json!({"model": "007", "x": "oops", "c": "007", "id": 12, "flag": true}));
+        assert_eq!(rows[1], serde_json::json!({"model": "m", "x": 0.5, "c": "0", "id": 0, "flag": true}));
         assert_eq!(rows[2]["x"], 1.5);
         assert_eq!(rows[2]["flag"], false);
         let strings = rows.iter().filter(|r| r["x"].is_string()).count();
-        assert_eq!(
-            strings, 2,
-            "only `oops` and the out-of-range 1e400 are not numbers"
-        );
+        assert_eq!(strings, 2, "only `oops` and the out-of-range 1e400 are not numbers");
         // Empty cells are absent; an integer id stays exact.
-        assert_eq!(
-            rows[5001],
-            serde_json::json!({"model": "m", "c": "a", "id": 9007199254740993u64})
-        );
+        assert_eq!(rows[5001], serde_json::json!({"model": "m", "c": "a", "id": 9007199254740993u64}));
         assert_eq!(rows[5002]["x"], "1e400");
         // Without configured types, the inferred ones (x is text then).
         let rows = typed_rows(&file.0, &CsvTypes::default());
@@ -1775,44 +1442,25 @@ mod tests {
     fn a_bad_cell_in_a_numeric_reference_column_is_named() {
         let mut text = String::from("v,w\n");
         for i in 0..3000 {
-            text.push_str(&format!(
-                "{i}.25,{}\n",
-                if i == 2500 { "oops" } else { "1" }
-            ));
+            text.push_str(&format!("{i}.25,{}\n", if i == 2500 { "oops" } else { "1" }));
         }
         let file = TempFile::with_text("bad-cell.csv", &text);
-        let error = read_columns(
-            &file.source(),
-            &[ColumnRequest::numeric("v"), ColumnRequest::numeric("w")],
-        )
-        .unwrap_err();
+        let error = read_columns(&file.source(), &[ColumnRequest::numeric("v"), ColumnRequest::numeric("w")]).unwrap_err();
         assert!(
             matches!(&error, SourceError::NotANumber { column, row: 2501, value, .. } if column == "w" && value == "oops"),
             "{error:?}"
         );
         let message = error.to_string();
-        assert!(
-            message.contains("`w`") && message.contains("row 2501") && message.contains("\"oops\""),
-            "{message}"
-        );
+        assert!(message.contains("`w`") && message.contains("row 2501") && message.contains("\"oops\""), "{message}");
         // Within the first thousand rows, `validate`'s schema check names it too.
         let file = TempFile::with_text("bad-early.csv", "v\n1\n2\nn/a\n4\n");
         let error = check_columns(&file.source(), &[ColumnRequest::numeric("v")]).unwrap_err();
-        assert!(
-            matches!(&error, SourceError::NotANumber { row: 3, .. }),
-            "{error:?}"
-        );
+        assert!(matches!(&error, SourceError::NotANumber { row: 3, .. }), "{error:?}");
         // A column the SQL makes (not in the file) keeps the type error.
         let file = TempFile::with_text("bad-sql.csv", "w\n1\noops\n");
-        let source = TableSource {
-            sql: Some("SELECT w AS z FROM reference".into()),
-            ..file.source()
-        };
+        let source = TableSource { sql: Some("SELECT w AS z FROM reference".into()), ..file.source() };
         let error = read_columns(&source, &[ColumnRequest::numeric("z")]).unwrap_err();
-        assert!(
-            matches!(&error, SourceError::IncompatibleType { .. }),
-            "{error:?}"
-        );
+        assert!(matches!(&error, SourceError::IncompatibleType { .. }), "{error:?}");
     }
     /// Empty CSV lines are skipped by the CSV reader (rows keep their
     /// numbers) and counted; line breaks inside quotes are no lines.
@@ -1820,27 +1468,18 @@ mod tests {
     fn blank_csv_lines_are_counted() {
         let file = TempFile::with_text("blank.csv", "\nx,c\n1,a\n\n2,\"b\n\n\"\"\"\n\r\n3,c\n\n");
         let mut rows = Vec::new();
-        let blank =
-            for_each_json_row_typed(&file.0, FileFormat::Csv, &CsvTypes::default(), |row| {
-                rows.push(serde_json::from_slice::<serde_json::Value>(row).unwrap());
-                Ok::<_, SourceError>(())
-            })
-            .unwrap();
+        let blank = for_each_json_row_typed(&file.0, FileFormat::Csv, &CsvTypes::default(), |row| {
+            rows.push(serde_json::from_slice::<serde_json::Value>(row).unwrap());
+            Ok::<_, SourceError>(())
+        })
+        .unwrap();
         assert_eq!(
             rows,
-            [
-                serde_json::json!({"x": 1, "c": "a"}),
-                serde_json::json!({"x": 2, "c": "b\n\n\""}),
-                serde_json::json!({"x": 3, "c": "c"})
-            ]
+            [serde_json::json!({"x": 1, "c": "a"}), serde_json::json!({"x": 2, "c": "b\n\n\""}), serde_json::json!({"x": 3, "c": "c"})]
         );
         assert_eq!(blank, 4);
         let file = TempFile::with_text("blank.jsonl", "{}\n\n \t\r\n{}");
-        let blank =
-            for_each_json_row_typed(&file.0, FileFormat::Json, &CsvTypes::default(), |_| {
-                Ok::<_, SourceError>(())
-            })
-            .unwrap();
+        let blank = for_each_json_row_typed(&file.0, FileFormat::Json, &CsvTypes::default(), |_| Ok::<_, SourceError>(())).unwrap();
         assert_eq!(blank, 2);
     }
 }

@@ -92,8 +92,7 @@ fn idle_partial_header_connections_are_closed_and_metrics_keep_answering() {
     let sink_metrics = SinkMetrics::register(&registry).unwrap();
     let limits = limits();
     let ready = Arc::new(|| Ok(()));
-    let (addr, server) =
-        rt.block_on(serve_with_limits("127.0.0.1:0".parse().unwrap(), registry.clone(), ready, limits.clone())).unwrap();
+    let (addr, server) = rt.block_on(serve_with_limits("127.0.0.1:0".parse().unwrap(), registry.clone(), ready, limits.clone())).unwrap();
 
     // Slowloris: a request line and one header, then nothing.
     let opened = Instant::now();
@@ -116,7 +115,8 @@ fn idle_partial_header_connections_are_closed_and_metrics_keep_answering() {
     // Outgoing (webhook) connections of the same process still work: every delivery arrives.
     let (receiver_addr, received) = receiver(&rt);
     let config: WebhookConfig =
-        serde_json::from_value(serde_json::json!({ "url": format!("http://{receiver_addr}/drift"), "timeout": "3s", "max_retries": 0 })).unwrap();
+        serde_json::from_value(serde_json::json!({ "url": format!("http://{receiver_addr}/drift"), "timeout": "3s", "max_retries": 0 }))
+            .unwrap();
     let sink = WebhookSink::start(&config, rt.handle(), sink_metrics.clone(), &registry).unwrap();
     const DELIVERIES: u64 = 20;
     for i in 0..DELIVERIES {
@@ -152,8 +152,7 @@ fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     let rt = runtime();
     let limits = limits();
     let ready = Arc::new(|| Ok(()));
-    let (addr, server) =
-        rt.block_on(serve_with_limits("127.0.0.1:0".parse().unwrap(), Default::default(), ready, limits.clone())).unwrap();
+    let (addr, server) = rt.block_on(serve_with_limits("127.0.0.1:0".parse().unwrap(), Default::default(), ready, limits.clone())).unwrap();
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();

@@ -405,17 +405,15 @@ fn event_time_window_larger_than_the_exact_store_keeps_sliding() {
         text.push_str(&format!("{{\"model\":\"m\",\"timestamp\":{},\"features\":{{\"x\":{x},\"c\":\"a\"}}}}\n", i * 10));
     }
     std::fs::write(&input, text).unwrap();
-    let yaml = BASE
-        .replace("{ type: tumbling, events: 100 }", "{ type: sliding, duration: 10s, slide: 2s }")
-        .replace("{ metric: psi, threshold: 0.2 }", "{ metric: psi, threshold: 0.2 }\n      - { metric: ks, threshold: 0.2, exact_max: 600, features: [x] }");
+    let yaml = BASE.replace("{ type: tumbling, events: 100 }", "{ type: sliding, duration: 10s, slide: 2s }").replace(
+        "{ metric: psi, threshold: 0.2 }",
+        "{ metric: psi, threshold: 0.2 }\n      - { metric: ks, threshold: 0.2, exact_max: 600, features: [x] }",
+    );
     let config = Config::from_yaml(&yaml).unwrap();
     let (report, evaluations, _, _) = run(&config, &input, 2);
     assert!(report.models["m"].windows > 10);
-    let methods: HashSet<String> = lines(&evaluations)
-        .iter()
-        .filter(|e| e["metric"] == "ks")
-        .map(|e| e["method"].as_str().unwrap().to_owned())
-        .collect();
+    let methods: HashSet<String> =
+        lines(&evaluations).iter().filter(|e| e["metric"] == "ks").map(|e| e["method"].as_str().unwrap().to_owned()).collect();
     assert!(methods.contains("sketch"), "{methods:?}");
     std::fs::remove_dir_all(dir).ok();
 }
@@ -443,7 +441,14 @@ fn features_that_is_not_an_object_is_a_wrong_type_dead_letter() {
     let dead = lines(&dead);
     let got: Vec<(u64, &str, &str, bool)> = dead
         .iter()
-        .map(|d| (d["line"].as_u64().unwrap(), d["reason"].as_str().unwrap(), d["detail"].as_str().unwrap(), d["partially_used"].as_bool().unwrap()))
+        .map(|d| {
+            (
+                d["line"].as_u64().unwrap(),
+                d["reason"].as_str().unwrap(),
+                d["detail"].as_str().unwrap(),
+                d["partially_used"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         got,

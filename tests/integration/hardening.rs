@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!("driftwatch-hardening-{}-{name}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir =
+        std::env::temp_dir().join(format!("driftwatch-hardening-{}-{name}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -108,9 +109,8 @@ fn every_detector_combination_gives_every_statistic_a_value() {
 #[test]
 fn psi_alone_sees_a_mean_shift() {
     let mut seed = 7u64;
-    let events: Vec<Value> = (0..20_000)
-        .map(|i| json!({"model": "m", "features": {"x": normal(&mut seed) + if i >= 10_000 { 0.5 } else { 0.0 }}}))
-        .collect();
+    let events: Vec<Value> =
+        (0..20_000).map(|i| json!({"model": "m", "features": {"x": normal(&mut seed) + if i >= 10_000 { 0.5 } else { 0.0 }}})).collect();
     let yaml = model(
         "{ type: tumbling, events: 1000 }",
         "      - { metric: psi, threshold: 0.1 }",
@@ -326,8 +326,14 @@ fn wasserstein_that_could_not_be_computed_is_refused_or_computed() {
 
 #[test]
 fn oversized_engine_settings_are_config_errors_not_aborts() {
-    let base = model("{ type: tumbling, events: 100 }", "      - { metric: psi, threshold: 0.1 }", "{ baseline_events: 100 }", "[{ name: x, type: numeric }]");
-    for (key, value) in [("queue_batches", "1000000000000"), ("batch_events", "18446744073709551615"), ("max_event_bytes", "1099511627776")] {
+    let base = model(
+        "{ type: tumbling, events: 100 }",
+        "      - { metric: psi, threshold: 0.1 }",
+        "{ baseline_events: 100 }",
+        "[{ name: x, type: numeric }]",
+    );
+    for (key, value) in [("queue_batches", "1000000000000"), ("batch_events", "18446744073709551615"), ("max_event_bytes", "1099511627776")]
+    {
         let e = config_error(&format!("engine: {{ {key}: {value} }}\n{base}"));
         assert!(e.contains(&format!("engine.{key}")) && e.contains("between 1 and"), "{e}");
     }

@@ -110,7 +110,8 @@ impl Receiver {
                             Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
                 });
             }
         });
@@ -361,7 +362,12 @@ fn live_drift_reaches_webhook_and_kafka_and_offsets_are_committed() {
     let events = 100_000u64;
     produce_generated(&topic, events, 50_000, &["--rate", "25000", "--events-per-second", "25000"]);
     // Bad messages mixed into the topic: malformed, unknown model, wrong type.
-    let bad: Vec<&[u8]> = vec![b"{not json", br#"{"model":"nope","features":{"f00":1}}"#, b"\xff\xfe binary", br#"{"model":"fraud","features":{"f00":"high"}}"#];
+    let bad: Vec<&[u8]> = vec![
+        b"{not json",
+        br#"{"model":"nope","features":{"f00":1}}"#,
+        b"\xff\xfe binary",
+        br#"{"model":"fraud","features":{"f00":"high"}}"#,
+    ];
     let p = producer();
     for (i, b) in bad.iter().enumerate() {
         p.send(BaseRecord::to(&topic).key(&format!("bad-{i}")).payload(*b)).map_err(|(e, _)| e).unwrap();
@@ -369,7 +375,8 @@ fn live_drift_reaches_webhook_and_kafka_and_offsets_are_committed() {
     p.flush(Duration::from_secs(10)).unwrap();
     let total = events + bad.len() as u64;
 
-    let scrape = engine.wait_for("every event consumed", Duration::from_secs(90), |s| metric_sum(s, "driftwatch_source_events_total") >= total as f64);
+    let scrape = engine
+        .wait_for("every event consumed", Duration::from_secs(90), |s| metric_sum(s, "driftwatch_source_events_total") >= total as f64);
     assert!(scrape.contains("driftwatch_feature_drift_state{"), "drift gauges missing:\n{scrape}");
     assert!(scrape.contains("driftwatch_model_drifting_features{model=\"fraud\"}"), "per-model drifting gauge missing:\n{scrape}");
     // Offsets: committed group offsets reach the end of the topic.
@@ -380,14 +387,24 @@ fn live_drift_reaches_webhook_and_kafka_and_offsets_are_committed() {
     }
     // Webhook deliveries settle.
     engine.wait_for("webhook deliveries", Duration::from_secs(30), |s| {
-        let delivered = s.lines().filter(|l| l.starts_with("driftwatch_sink_events_total{") && l.contains("outcome=\"delivered\"") && l.contains("sink=\"webhook\"")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum::<f64>();
+        let delivered = s
+            .lines()
+            .filter(|l| {
+                l.starts_with("driftwatch_sink_events_total{") && l.contains("outcome=\"delivered\"") && l.contains("sink=\"webhook\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
         delivered > 0.0 && delivered as usize == receiver.events().len() && metric_sum(s, "driftwatch_sink_queue_events") == 0.0
     });
     let summary = engine.stop();
     assert_eq!(summary["events_read"].as_u64(), Some(total), "{summary}");
     let dead: u64 = summary["dead_letters"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(dead, bad.len() as u64, "{summary}");
-    assert_eq!(summary["events_applied"].as_u64(), Some(events + 1), "good events (and the wrong-type one, partially) are all used: {summary}");
+    assert_eq!(
+        summary["events_applied"].as_u64(),
+        Some(events + 1),
+        "good events (and the wrong-type one, partially) are all used: {summary}"
+    );
 
     // The webhook got exactly one drift event per drifted (feature, metric), with the headers.
     let received = receiver.events();
@@ -435,7 +452,17 @@ fn restarted_engine_resumes_from_committed_offsets_and_still_reports_drift() {
     // A file reference, so that a restart does not re-learn a baseline.
     let reference = dir.join("reference.csv");
     let out = Command::new(binary())
-        .args(["generate", "--events", "1", "-o", "/dev/null", "--reference-output", reference.to_str().unwrap(), "--reference-rows", "20000"])
+        .args([
+            "generate",
+            "--events",
+            "1",
+            "-o",
+            "/dev/null",
+            "--reference-output",
+            reference.to_str().unwrap(),
+            "--reference-rows",
+            "20000",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -465,7 +492,9 @@ fn restarted_engine_resumes_from_committed_offsets_and_still_reports_drift() {
     second.wait_ready(Duration::from_secs(30));
     produce_generated(&topic, 60_000, 0, &[&live[..], &["--seed", "8", "--start-time", "2026-11-23T00:00:01Z"]].concat());
     second.wait_for("the second part", Duration::from_secs(60), |s| metric_sum(s, "driftwatch_source_events_total") >= 60_000.0);
-    second.wait_for("webhook deliveries", Duration::from_secs(30), |s| metric_sum(s, "driftwatch_sink_queue_events") == 0.0 && metric_sum(s, "driftwatch_drift_events_total") > 0.0);
+    second.wait_for("webhook deliveries", Duration::from_secs(30), |s| {
+        metric_sum(s, "driftwatch_sink_queue_events") == 0.0 && metric_sum(s, "driftwatch_drift_events_total") > 0.0
+    });
     let s2 = second.stop();
     assert_eq!(s2["events_read"].as_u64(), Some(60_000), "resumed exactly at the committed offsets, nothing read twice: {s2}");
     assert_eq!(committed_total(&group, &topic, 2), 80_000);
@@ -483,7 +512,10 @@ fn streaming_gives_the_same_evaluations_as_replay() {
     let dir = std::env::temp_dir().join(unique("dw-parity"));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("events.jsonl");
-    let out = Command::new(binary()).args(["generate", "--events", "30000", "--drift-start", "15000", "-o", input.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(binary())
+        .args(["generate", "--events", "30000", "--drift-start", "15000", "-o", input.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let p = producer();
     let text = std::fs::read_to_string(&input).unwrap();
@@ -496,14 +528,23 @@ fn streaming_gives_the_same_evaluations_as_replay() {
         }
     }
     p.flush(Duration::from_secs(30)).unwrap();
-    let config = config("{ baseline_events: 5000 }", "{ type: sliding, events: 2000, slide: 500 }", &topic, &group, "  - { type: log }", None);
+    let config =
+        config("{ baseline_events: 5000 }", "{ type: sliding, events: 2000, slide: 500 }", &topic, &group, "  - { type: log }", None);
     let live_out = dir.join("live.jsonl");
     let mut engine = Engine::start(&dir, &config, &["--output-evaluations", live_out.to_str().unwrap()]);
     engine.wait_for("every event", Duration::from_secs(60), |s| metric_sum(s, "driftwatch_source_events_total") >= 30_000.0);
     engine.stop();
     let replay_out = dir.join("replay.jsonl");
     let out = Command::new(binary())
-        .args(["replay", "--config", dir.join("config.yaml").to_str().unwrap(), "--input", input.to_str().unwrap(), "--output-evaluations", replay_out.to_str().unwrap()])
+        .args([
+            "replay",
+            "--config",
+            dir.join("config.yaml").to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output-evaluations",
+            replay_out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -528,14 +569,26 @@ fn metrics_endpoint_serves_health_and_readiness() {
     engine.wait_ready(Duration::from_secs(30));
     assert_eq!(http_get(engine.port, "/nope").map(|r| r.0), Some(404));
     let scrape = engine.scrape();
-    for family in ["driftwatch_source_events_total", "driftwatch_source_partition_assigned", "driftwatch_pipeline_event_latency_seconds_bucket", "driftwatch_process_start_time_seconds"] {
+    for family in [
+        "driftwatch_source_events_total",
+        "driftwatch_source_partition_assigned",
+        "driftwatch_pipeline_event_latency_seconds_bucket",
+        "driftwatch_process_start_time_seconds",
+    ] {
         assert!(scrape.contains(family), "{family} missing:\n{scrape}");
     }
     // promtool, where installed (scripts/test.sh installs it), must find the scrape clean.
-    if let Ok(mut child) = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+    if let Ok(mut child) =
+        Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()
+    {
         child.stdin.take().unwrap().write_all(scrape.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     } else {
         assert!(std::env::var("DRIFTWATCH_REQUIRE_PROMTOOL").is_err(), "promtool is required but missing");
     }

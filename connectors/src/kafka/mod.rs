@@ -21,7 +21,10 @@ fn client_config(brokers: &str, options: &BTreeMap<String, String>, owned: &[&st
     c.set("bootstrap.servers", brokers);
     for (k, v) in options {
         if owned.contains(&k.as_str()) {
-            return Err(crate::Error::Config { field: "options", message: format!("{k:?} is set by driftwatch itself; use the dedicated field") });
+            return Err(crate::Error::Config {
+                field: "options",
+                message: format!("{k:?} is set by driftwatch itself; use the dedicated field"),
+            });
         }
         c.set(k, v);
     }

@@ -378,11 +378,20 @@ impl KafkaSource {
         config.validate()?;
         let metrics = SourceMetrics {
             lag: IntGaugeVec::new(
-                Opts::new("driftwatch_source_consumer_lag_messages", "Messages behind the partition's high watermark (librdkafka statistics)"),
+                Opts::new(
+                    "driftwatch_source_consumer_lag_messages",
+                    "Messages behind the partition's high watermark (librdkafka statistics)",
+                ),
                 &["topic", "partition"],
             )?,
-            assigned: IntGaugeVec::new(Opts::new("driftwatch_source_partition_assigned", "1 for each partition assigned to this consumer"), &["topic", "partition"])?,
-            errors: IntCounterVec::new(Opts::new("driftwatch_source_errors_total", "Client errors reported by librdkafka, by kind"), &["kind"])?,
+            assigned: IntGaugeVec::new(
+                Opts::new("driftwatch_source_partition_assigned", "1 for each partition assigned to this consumer"),
+                &["topic", "partition"],
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new("driftwatch_source_errors_total", "Client errors reported by librdkafka, by kind"),
+                &["kind"],
+            )?,
             commits: IntCounterVec::new(Opts::new("driftwatch_source_commits_total", "Offset commits, by outcome"), &["outcome"])?,
         };
         registry.register(Box::new(metrics.lag.clone()))?;
@@ -419,7 +428,13 @@ impl KafkaSource {
             .map_err(|source| Error::Kafka { what: "creating the consumer", source })?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|source| Error::Kafka { what: "subscribing", source })?;
-        Ok(Self { consumer, shared, slots: HashMap::new(), commit_interval: parse_duration("commit_interval", &config.commit_interval)?, last_commit: Instant::now() })
+        Ok(Self {
+            consumer,
+            shared,
+            slots: HashMap::new(),
+            commit_interval: parse_duration("commit_interval", &config.commit_interval)?,
+            last_commit: Instant::now(),
+        })
     }
 
     /// The engine's handle.
@@ -452,7 +467,12 @@ impl KafkaSource {
                 }
                 Some(Ok(m)) => {
                     let slot = cached_slot(&mut self.slots, &self.shared, m.topic(), m.partition());
-                    f(Message { payload: m.payload().unwrap_or_default(), slot, offset: m.offset(), timestamp_ms: m.timestamp().to_millis() });
+                    f(Message {
+                        payload: m.payload().unwrap_or_default(),
+                        slot,
+                        offset: m.offset(),
+                        timestamp_ms: m.timestamp().to_millis(),
+                    });
                     n += 1;
                 }
             }

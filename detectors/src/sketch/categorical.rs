@@ -183,8 +183,7 @@ impl CategoryCounts {
     /// (name, count) for tracked names with a non-zero count and
     /// `__other__` when non-zero, in name order.
     pub fn entries(&self) -> Vec<(&str, u64)> {
-        let mut v: Vec<(&str, u64)> =
-            self.names.iter().zip(&self.counts).filter(|(_, &c)| c > 0).map(|(n, &c)| (&**n, c)).collect();
+        let mut v: Vec<(&str, u64)> = self.names.iter().zip(&self.counts).filter(|(_, &c)| c > 0).map(|(n, &c)| (&**n, c)).collect();
         if self.other > 0 {
             v.push((OTHER_CATEGORY, self.other));
         }

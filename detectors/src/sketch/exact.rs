@@ -347,9 +347,34 @@ mod tests {
     #[test]
     fn sort_total_equals_total_cmp_sort() {
         let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
-        let special = [0.0, -0.0, f64::MIN_POSITIVE, -f64::MIN_POSITIVE, 5e-324, -5e-324, f64::MAX, f64::MIN, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN, 1.0, -1.0];
+        let special = [
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            5e-324,
+            -5e-324,
+            f64::MAX,
+            f64::MIN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+            1.0,
+            -1.0,
+        ];
         for round in 0..50 {
-            let mut v: Vec<f64> = (0..1000).map(|i| if i % 7 == 0 { special[(next() % special.len() as u64) as usize] } else if round % 2 == 0 { f64::from_bits(next()) } else { (next() % 1000) as f64 - 500.0 }).collect();
+            let mut v: Vec<f64> = (0..1000)
+                .map(|i| {
+                    if i % 7 == 0 {
+                        special[(next() % special.len() as u64) as usize]
+                    } else if round % 2 == 0 {
+                        f64::from_bits(next())
+                    } else {
+                        (next() % 1000) as f64 - 500.0
+                    }
+                })
+                .collect();
             let mut expected = v.clone();
             expected.sort_unstable_by(f64::total_cmp);
             sort_total(&mut v);

@@ -612,7 +612,11 @@ mod tests {
                 state ^= state << 17;
                 let u = (state >> 11) as f64 / (1u64 << 53) as f64;
                 let magnitude = (u * 40.0 - 20.0).exp2();
-                if state & 1 == 0 { magnitude } else { -magnitude }
+                if state & 1 == 0 {
+                    magnitude
+                } else {
+                    -magnitude
+                }
             })
             .collect()
     }

@@ -245,10 +245,7 @@ fn exact_store_refuses_statistics_after_overflow() {
     let mut w = ExactSample::new(2);
     [1.0, 2.0, 3.0].iter().for_each(|&x| w.update(x));
     assert_eq!(w.overflow(), 1);
-    assert!(matches!(
-        r.ks(&mut w, driftwatch_detectors::ks::KsMethod::Auto),
-        Err(driftwatch_detectors::Error::CapacityExceeded { .. })
-    ));
+    assert!(matches!(r.ks(&mut w, driftwatch_detectors::ks::KsMethod::Auto), Err(driftwatch_detectors::Error::CapacityExceeded { .. })));
 }
 
 #[test]
