@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it and .ci/run calls it.
-# Installs what it needs (cargo-nextest, promtool, the Tansu broker), builds
+# Checks formatting (rustfmt) and lints (clippy, warnings denied), installs
+# what it needs (cargo-nextest, promtool, the Tansu broker), builds
 # once (release profile, one shared target/), starts a local Kafka-compatible
 # broker on 127.0.0.1, then runs every test: unit, integration (fixtures,
 # properties, engine, live end-to-end on the broker) and doctests.
@@ -25,6 +26,11 @@ fi
 export DRIFTWATCH_REQUIRE_PROMTOOL=1
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Formatting and lints first: they fail in seconds. Clippy shares the release
+# profile and target/ with the build below (no second compile of the deps).
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all --check
+cargo clippy --workspace --release --all-targets -- -D warnings
 cargo build --workspace --release --all-targets
 
 # The broker for the end-to-end tests: its own port and state folder, stopped on exit.
