@@ -20,6 +20,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A secret setting could not be read (the message names the variable or
+    /// file, never the value).
+    #[error("{field}: {message}")]
+    Secret {
+        /// The setting.
+        field: String,
+        /// What failed.
+        message: String,
+    },
     /// A metric could not be registered (a duplicate name is a bug).
     #[error("metric registration: {0}")]
     Metrics(#[from] prometheus::Error),

@@ -19,9 +19,11 @@
 pub mod error;
 pub mod http;
 pub mod kafka;
+pub mod secret;
 pub mod webhook;
 
 pub use error::{Error, Result};
+pub use secret::SecretValue;
 
 /// Parses a human duration (`"250ms"`, `"5s"`, `"4h"`) with humantime.
 pub fn parse_duration(field: &'static str, text: &str) -> Result<std::time::Duration> {

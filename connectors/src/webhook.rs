@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use crate::{backoff, parse_duration, Error, Result};
+use crate::{backoff, parse_duration, Error, Result, SecretValue};
 
 fn default_timeout() -> String {
     "5s".into()
@@ -58,7 +58,7 @@ pub struct WebhookConfig {
     pub source: String,
     /// Shared secret for the HMAC-SHA256 signature header (`sha256=<hex>` of the body).
     #[serde(default)]
-    pub hmac_secret: Option<String>,
+    pub hmac_secret: Option<SecretValue>,
     /// Header that carries the signature.
     #[serde(default = "default_signature_header")]
     pub signature_header: String,
@@ -74,6 +74,9 @@ impl WebhookConfig {
         parse_duration("timeout", &self.timeout)?;
         if self.queue_events == 0 {
             return Err(Error::Config { field: "queue_events", message: "must be at least 1".into() });
+        }
+        if let Some(secret) = &self.hmac_secret {
+            secret.resolve("hmac_secret")?;
         }
         Ok(())
     }
@@ -147,7 +150,7 @@ impl WebhookSink {
             client,
             url: config.url.clone(),
             source: config.source.clone(),
-            secret: config.hmac_secret.clone(),
+            secret: config.hmac_secret.as_ref().map(|s| s.resolve("hmac_secret")).transpose()?,
             signature_header: config.signature_header.clone(),
             max_retries: config.max_retries,
             metrics: metrics.clone(),

@@ -643,8 +643,8 @@ impl Config {
             let at = format!("sinks[{i}]");
             match sink {
                 SinkConfig::Webhook(w) => w.validate().map_err(|e| invalid(at, e.to_string()))?,
-                SinkConfig::Kafka(k) if k.topic.is_empty() => return Err(invalid(format!("{at}.topic"), "must not be empty")),
-                SinkConfig::Kafka(_) | SinkConfig::Log(_) => {}
+                SinkConfig::Kafka(k) => k.validate().map_err(|e| invalid(at, e.to_string()))?,
+                SinkConfig::Log(_) => {}
             }
         }
         self.metrics

@@ -166,7 +166,7 @@ fn produce(args: &GenerateArgs, brokers: &str, topic: &str) -> anyhow::Result<()
     let metrics = SinkMetrics::register(&prometheus::Registry::new())?;
     let options = [("linger.ms", "20"), ("batch.num.messages", "10000"), ("queue.buffering.max.messages", "200000")]
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| (k.to_owned(), v.into()))
         .collect();
     let config = KafkaSinkConfig { name: Some("generate".into()), brokers: brokers.into(), topic: topic.into(), options };
     let sink = KafkaSink::start(&config, metrics.clone())?;

@@ -624,3 +624,46 @@ fn floats_as_categories_follow_one_rule_for_events_and_references() {
     assert!(error.contains("row 2 holds 2.5") && error.contains("not an integer"), "{error}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Secret settings come from the environment or a file, and no secret value
+/// is ever shown: not in config errors, not in `Debug` or serialized
+/// configuration, not in the binary's error output.
+#[test]
+fn secrets_come_from_env_or_file_and_are_never_shown() {
+    let dir = temp_dir("secrets");
+    let variable = format!("DRIFTWATCH_TEST_HMAC_{}", std::process::id());
+    let password_file = dir.join("password");
+    std::fs::write(&password_file, "pa55-from-file\n").unwrap();
+    let yaml = |hmac: &str, url: &str| {
+        format!(
+            "{BASE}source: {{ type: kafka, brokers: 127.0.0.1:9, topics: [t], group_id: g, options: {{ security.protocol: sasl_plaintext, sasl.mechanism: PLAIN, sasl.username: u, sasl.password: {{ file: {} }} }} }}\nsinks:\n  - {{ type: webhook, url: \"{url}\", hmac_secret: {hmac} }}\n",
+            password_file.display()
+        )
+    };
+    // Unset: refused, naming the variable.
+    std::env::remove_var(&variable);
+    let error = config_error(&yaml(&format!("{{ env: {variable} }}"), "http://127.0.0.1:9/drift"));
+    assert!(error.contains(&variable) && error.contains("is not set"), "{error}");
+    // Set: accepted; never shown.
+    std::env::set_var(&variable, "hm4c-from-env");
+    let config = Config::from_yaml(&yaml(&format!("{{ env: {variable} }}"), "http://127.0.0.1:9/drift")).unwrap();
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("hm4c-from-env") && !shown.contains("pa55-from-file"), "{shown}");
+    assert!(shown.contains(&variable), "{shown}");
+    // An inline secret beside an error elsewhere: the error does not show it.
+    let error = config_error(&yaml("inl1ne-hmac", "ftp://127.0.0.1:9/drift"));
+    assert!(!error.contains("inl1ne-hmac") && error.contains("scheme"), "{error}");
+    // A missing secret file is named, its would-be value is not invented.
+    let broken =
+        yaml("x", "http://127.0.0.1:9/drift").replace(&password_file.display().to_string(), &dir.join("absent").display().to_string());
+    let error = config_error(&broken);
+    assert!(error.contains("sasl.password") && error.contains("absent"), "{error}");
+    // The binary's own error output.
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, yaml("inl1ne-hmac", "ftp://127.0.0.1:9/drift")).unwrap();
+    let out = std::process::Command::new(crate::live::binary()).arg("validate").arg("--config").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("inl1ne-hmac") && !text.contains("pa55-from-file") && text.contains("scheme"), "{text}");
+    std::fs::remove_dir_all(dir).ok();
+}

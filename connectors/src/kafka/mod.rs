@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 
+use crate::SecretValue;
+
 pub use sink::{KafkaSink, KafkaSinkConfig};
 pub use source::{KafkaSource, KafkaSourceConfig, Message, PollOutcome, RevokeHook, SourceHandle};
 
@@ -16,7 +18,10 @@ pub use source::{KafkaSource, KafkaSourceConfig, Message, PollOutcome, RevokeHoo
 const OWNED_CONSUMER: &[&str] = &["bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store"];
 const OWNED_PRODUCER: &[&str] = &["bootstrap.servers"];
 
-fn client_config(brokers: &str, options: &BTreeMap<String, String>, owned: &[&str]) -> crate::Result<ClientConfig> {
+/// The client settings: `options` resolved (a `{ env }` or `{ file }` value
+/// read now). librdkafka's own errors name the property, never its value; a
+/// client config is never printed (its `Debug` shows values).
+fn client_config(brokers: &str, options: &BTreeMap<String, SecretValue>, owned: &[&str]) -> crate::Result<ClientConfig> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers);
     for (k, v) in options {
@@ -26,7 +31,7 @@ fn client_config(brokers: &str, options: &BTreeMap<String, String>, owned: &[&st
                 message: format!("{k:?} is set by driftwatch itself; use the dedicated field"),
             });
         }
-        c.set(k, v);
+        c.set(k, v.resolve(&format!("options.{k}"))?);
     }
     Ok(c)
 }

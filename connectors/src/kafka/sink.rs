@@ -14,6 +14,7 @@ use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
 use crate::webhook::SinkMetrics;
+use crate::SecretValue;
 use crate::{Error, Result};
 
 /// Kafka sink settings.
@@ -29,10 +30,18 @@ pub struct KafkaSinkConfig {
     pub topic: String,
     /// librdkafka producer settings passed through (`security.protocol`, `sasl.*`, `ssl.*`, `linger.ms` …).
     #[serde(default)]
-    pub options: BTreeMap<String, String>,
+    pub options: BTreeMap<String, SecretValue>,
 }
 
 impl KafkaSinkConfig {
+    /// Checks the values without connecting (secret options are read).
+    pub fn validate(&self) -> Result<()> {
+        if self.topic.is_empty() {
+            return Err(Error::Config { field: "topic", message: "must not be empty".into() });
+        }
+        super::client_config(&self.brokers, &self.options, super::OWNED_PRODUCER).map(|_| ())
+    }
+
     /// The metrics label.
     pub fn sink_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| "kafka".into())

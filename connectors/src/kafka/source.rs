@@ -23,7 +23,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message as _};
 use serde::{Deserialize, Serialize};
 
-use crate::parse_duration;
+use crate::{parse_duration, SecretValue};
 use crate::{Error, Result};
 
 fn default_commit_interval() -> String {
@@ -46,7 +46,7 @@ pub struct KafkaSourceConfig {
     /// librdkafka consumer settings passed through (`security.protocol`,
     /// `sasl.*`, `ssl.*`, `fetch.*`, `session.timeout.ms` …).
     #[serde(default)]
-    pub options: BTreeMap<String, String>,
+    pub options: BTreeMap<String, SecretValue>,
     /// How often applied offsets are committed (`"1s"`).
     #[serde(default = "default_commit_interval")]
     pub commit_interval: String,
