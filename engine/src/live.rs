@@ -391,6 +391,8 @@ impl WindowStage<'_> {
         outcome: &mut Outcome,
         evaluations_out: &mut Option<Box<dyn std::io::Write + Send>>,
     ) -> Result<()> {
+        let started = Instant::now();
+        self.metrics.stage_seconds.with_label_values(&["decode"]).observe(d.decode_seconds);
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         for dl in &d.dead {
             *self.summary.dead_letters.entry(dl.reason).or_default() += 1;
@@ -426,6 +428,7 @@ impl WindowStage<'_> {
             }
         }
         latency.flush();
+        self.metrics.stage_seconds.with_label_values(&["window"]).observe(started.elapsed().as_secs_f64());
         // Offsets are reported only now that the batch is applied.
         self.handle.applied(&d.positions);
         self.rows_pool.give_all(d.rows);

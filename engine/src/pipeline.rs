@@ -230,6 +230,8 @@ pub(crate) struct Decoded {
     /// Per model (plan order): its rows in this batch, if any.
     pub(crate) rows: Vec<Option<ModelRows>>,
     pub(crate) dead: Vec<DeadLetter>,
+    /// Seconds the shard spent decoding it.
+    pub(crate) decode_seconds: f64,
 }
 
 /// What a replay did.
@@ -367,6 +369,7 @@ pub(crate) struct ShardScratch {
 
 /// Decodes and type-checks one batch (runs on a shard thread).
 pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: &RowsPool, scratch: &mut ShardScratch) -> Decoded {
+    let started = Instant::now();
     let mut per_model: Vec<Option<ModelRows>> = vec![None; plan.models.len()];
     let mut dead = Vec::new();
     let mut ev = std::mem::take(&mut scratch.event).recycle();
@@ -485,7 +488,7 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
             None => positions.push((slot, offset as i64)),
         }
     }
-    Decoded { seq: batch.seq, positions, rows: per_model, dead }
+    Decoded { seq: batch.seq, positions, rows: per_model, dead, decode_seconds: started.elapsed().as_secs_f64() }
 }
 
 /// Reads JSONL into batches; a line longer than `max` is cut there, the

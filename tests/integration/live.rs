@@ -379,6 +379,11 @@ fn live_drift_reaches_webhook_and_kafka_and_offsets_are_committed() {
         .wait_for("every event consumed", Duration::from_secs(90), |s| metric_sum(s, "driftwatch_source_events_total") >= total as f64);
     assert!(scrape.contains("driftwatch_feature_drift_state{"), "drift gauges missing:\n{scrape}");
     assert!(scrape.contains("driftwatch_model_drifting_features{model=\"fraud\"}"), "per-model drifting gauge missing:\n{scrape}");
+    for stage in ["decode", "window"] {
+        let line = format!("driftwatch_pipeline_stage_seconds_count{{stage=\"{stage}\"}} ");
+        let count: f64 = scrape.lines().find_map(|l| l.strip_prefix(&line)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        assert!(count > 0.0, "no {stage} stage timings:\n{scrape}");
+    }
     // Offsets: committed group offsets reach the end of the topic.
     let start = Instant::now();
     while committed_total(&group, &topic, 4) < total as i64 {
