@@ -43,5 +43,14 @@ scripts/broker.sh start --port "$port"
 export DRIFTWATCH_TEST_BROKERS="127.0.0.1:${port}"
 
 cargo nextest run --workspace --release --no-fail-fast
+# The deployment, checked by the real tools (each script installs its own and
+# fails loudly when an install fails): the Helm chart, its values schema, the
+# rendered objects against the Kubernetes, Prometheus Operator, Argo Workflows
+# and our Argo Events schemas, the Sensor against real drift events, the
+# image's root filesystem; then the alert rules (promtool), the Alertmanager
+# example (amtool), the dashboard (Grafana's schema, tsc) and a live
+# Prometheus + Alertmanager scraping an engine fed through the broker.
+scripts/check-chart.sh
+scripts/check-observability.sh
 cargo test --workspace --release --doc
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release
