@@ -26,8 +26,9 @@ fi
 export DRIFTWATCH_REQUIRE_PROMTOOL=1
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-# Formatting and lints first: they fail in seconds. Clippy shares the release
-# profile and target/ with the build below (no second compile of the deps).
+# Formatting and lints first: they fail in seconds. Clippy uses the release
+# profile and target/ of the build below (it checks the dependencies once, in
+# check mode; the build reuses nothing of that, but nothing is built twice).
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all --check
 cargo clippy --workspace --release --all-targets -- -D warnings

@@ -111,6 +111,20 @@ impl<'de> Deserialize<'de> for SecretValue {
             fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<SecretValue, E> {
                 Ok(SecretValue::Inline(v))
             }
+            // Other scalars are refused without echoing them (serde's own
+            // message would quote the value, which may be a secret).
+            fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<SecretValue, E> {
+                Err(E::custom("a boolean; expected a string (quote it), `{ env: VARIABLE }` or `{ file: /path }`"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<SecretValue, E> {
+                Err(E::custom("a number; expected a string (quote it), `{ env: VARIABLE }` or `{ file: /path }`"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<SecretValue, E> {
+                Err(E::custom("a number; expected a string (quote it), `{ env: VARIABLE }` or `{ file: /path }`"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<SecretValue, E> {
+                Err(E::custom("a number; expected a string (quote it), `{ env: VARIABLE }` or `{ file: /path }`"))
+            }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<SecretValue, A::Error> {
                 let Some(key) = map.next_key::<String>()? else {
                     return Err(de::Error::custom("an empty map; expected `{ env: VARIABLE }` or `{ file: /path }`"));
@@ -152,8 +166,10 @@ mod tests {
         assert!(error.contains("exactly one"), "{error}");
         assert!(parse("{}").is_err());
         assert!(parse("{ env: '' }").is_err());
-        // A number is not a string (librdkafka options are quoted).
-        assert!(parse("5").is_err());
+        // A number is not a string (librdkafka options are quoted), and the
+        // error does not show it.
+        let error = parse("12345678").unwrap_err();
+        assert!(!error.contains("12345678") && error.contains("quote"), "{error}");
     }
 
     #[test]

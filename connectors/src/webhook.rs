@@ -75,10 +75,12 @@ impl WebhookConfig {
         if self.queue_events == 0 {
             return Err(Error::Config { field: "queue_events", message: "must be at least 1".into() });
         }
-        if let Some(secret) = &self.hmac_secret {
-            secret.resolve("hmac_secret")?;
-        }
         Ok(())
+    }
+
+    /// Reads the secret (`{ env }`, `{ file }`), as starting the sink does.
+    pub fn check_secrets(&self) -> Result<()> {
+        self.hmac_secret.as_ref().map_or(Ok(()), |s| s.resolve("hmac_secret").map(drop))
     }
 
     /// The metrics label.

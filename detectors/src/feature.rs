@@ -33,10 +33,10 @@ pub struct NumericSketchConfig {
 impl NumericSketchConfig {
     /// The most bytes a [`NumericWindow`] of this shape can hold once it has
     /// seen `values` finite values (`u64::MAX`: any number): every store
-    /// full, and each growable vector at the capacity doubling can reach
-    /// (the next power of two of what it holds).
+    /// full, and each growable vector at twice what it holds (a `Vec` grows
+    /// to at most double its length, from whatever capacity it had).
     pub fn max_window_bytes(&self, values: u64) -> usize {
-        let grown = |n: usize| n.max(4).next_power_of_two().saturating_mul(8);
+        let grown = |n: usize| n.max(4).saturating_mul(16);
         let held = usize::try_from(values).unwrap_or(usize::MAX);
         // Counts per bin plus the outer two, and the bins' edges.
         let histogram = std::mem::size_of::<FixedHistogram>() + (2 * self.bins + 3) * 8;

@@ -602,7 +602,27 @@ impl Config {
         Ok(config)
     }
 
-    /// Semantic checks that need no file access.
+    /// Reads every secret setting (`{ env }`, `{ file }`) and has librdkafka
+    /// check the Kafka settings, as `run` does when it starts its
+    /// components: `driftwatch validate` calls it.
+    pub fn check_secrets(&self) -> Result<(), ConfigError> {
+        if let Some(SourceConfig::Kafka(k)) = &self.source {
+            k.check_secrets().map_err(|e| invalid("source", e.to_string()))?;
+        }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            let result = match sink {
+                SinkConfig::Webhook(w) => w.check_secrets(),
+                SinkConfig::Kafka(k) => k.check_secrets(),
+                SinkConfig::Log(_) => Ok(()),
+            };
+            result.map_err(|e| invalid(format!("sinks[{i}]"), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Semantic checks that need no file access (loading does this). Secrets are not read: a
+    /// replay of a production config needs none of them
+    /// ([`Config::check_secrets`] reads them).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let e = &self.engine;
         if e.shards == Some(0) || e.shards.is_some_and(|s| s > 1024) {

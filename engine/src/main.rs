@@ -108,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // Everything replay and run refuse at startup: the references are
             // read and built (a column without a finite value, a profile that
             // does not fit), not only their schemas checked.
+            c.check_secrets()?;
             let references = build_references(&c, &plan)?;
             println!("{}: ok ({} model{})", config.display(), c.models.len(), if c.models.len() == 1 { "" } else { "s" });
             println!("{}", MemoryBound::new(&c, &plan, &references, c.engine.shard_count()));

@@ -34,11 +34,17 @@ pub struct KafkaSinkConfig {
 }
 
 impl KafkaSinkConfig {
-    /// Checks the values without connecting (secret options are read).
+    /// Checks the values without connecting or reading secrets.
     pub fn validate(&self) -> Result<()> {
         if self.topic.is_empty() {
             return Err(Error::Config { field: "topic", message: "must not be empty".into() });
         }
+        super::check_owned(&self.options, super::OWNED_PRODUCER)
+    }
+
+    /// Reads the secret options and has librdkafka check every setting, as
+    /// starting the sink does.
+    pub fn check_secrets(&self) -> Result<()> {
         super::client_config(&self.brokers, &self.options, super::OWNED_PRODUCER).map(|_| ())
     }
 
@@ -93,7 +99,7 @@ impl KafkaSink {
         }
         let context = DeliveryCounter { name: name.clone(), events: metrics.events.clone() };
         let producer: ThreadedProducer<DeliveryCounter> =
-            c.create_with_context(context).map_err(|source| Error::Kafka { what: "creating the producer", source })?;
+            c.create_with_context(context).map_err(|source| super::client_error("creating the producer", source))?;
         Ok(Self { name, topic: config.topic.clone(), producer, metrics })
     }
 

@@ -75,6 +75,12 @@ impl KafkaSourceConfig {
         }
         parse_duration("commit_interval", &self.commit_interval)?;
         self.batch_wait()?;
+        super::check_owned(&self.options, super::OWNED_CONSUMER)
+    }
+
+    /// Reads the secret options (`{ env }`, `{ file }`) and has librdkafka
+    /// check every setting, as starting the source does.
+    pub fn check_secrets(&self) -> Result<()> {
         super::client_config(&self.brokers, &self.options, super::OWNED_CONSUMER).map(|_| ())
     }
 }
@@ -425,7 +431,7 @@ impl KafkaSource {
         }
         let consumer: BaseConsumer<SourceContext> = c
             .create_with_context(SourceContext { shared: Arc::clone(&shared), hook })
-            .map_err(|source| Error::Kafka { what: "creating the consumer", source })?;
+            .map_err(|source| super::client_error("creating the consumer", source))?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|source| Error::Kafka { what: "subscribing", source })?;
         Ok(Self {

@@ -70,14 +70,17 @@ impl CategoryCounts {
 
     /// The most bytes counts holding `names` distinct names of `name_bytes`
     /// bytes each can take: each name is kept twice (in name order and in the
-    /// index), and the index's table grows by doubling to 8/7 of its entries.
+    /// index), vectors at twice their length, and the index's table (a key,
+    /// a value and a control byte per slot) at up to 8/7 of its entries
+    /// rounded up to a power of two, plus a group of control bytes.
     pub fn max_size_bytes(names: usize, name_bytes: usize) -> usize {
         let slots = names.saturating_mul(8).div_ceil(7).max(4).next_power_of_two();
-        let vectors = names.max(4).next_power_of_two();
+        let vectors = names.max(4).saturating_mul(2);
         std::mem::size_of::<Self>()
             + names.saturating_mul(2 * name_bytes)
             + vectors.saturating_mul(std::mem::size_of::<Box<str>>() + 8)
-            + slots.saturating_mul(std::mem::size_of::<Box<str>>() + 4 + 1)
+            + slots.saturating_mul(std::mem::size_of::<(Box<str>, u32)>() + 1)
+            + 16
     }
 
     /// The cap on distinct names.
@@ -303,7 +306,7 @@ impl Sketch for CategoryCounts {
             + self.names.capacity() * std::mem::size_of::<Box<str>>()
             + self.counts.capacity() * 8
             // hashbrown: one key, one value and one control byte per slot.
-            + self.index.capacity() * (std::mem::size_of::<Box<str>>() + 4 + 1)
+            + self.index.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
     }
 
     fn clear(&mut self) {
