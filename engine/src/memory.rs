@@ -3,7 +3,7 @@
 //!
 //! Each part is bounded by construction: the reader and the shards recycle a
 //! fixed number of batches, a window holds a fixed number of panes, and every
-//! sketch has a fixed shape ([`NumericSketchConfig::max_window_bytes`],
+//! sketch has a fixed shape ([`driftwatch_detectors::feature::NumericSketchConfig::max_window_bytes`],
 //! [`CategoryCounts::max_size_bytes`]). Two inputs are not in the
 //! configuration, so the figures state them: the size of an event (input
 //! batches are shown at 1 KiB per event and at `engine.max_event_bytes`) and
@@ -11,7 +11,6 @@
 
 use std::fmt;
 
-use driftwatch_detectors::feature::NumericSketchConfig;
 use driftwatch_detectors::sketch::{CategoryCounts, Sketch as _};
 
 use crate::config::{Config, FeatureType, WindowSpec};
@@ -152,7 +151,7 @@ fn model_memory(m: &ModelPlan, reference: Option<&ModelProfile>) -> ModelMemory 
                 m.window_sketch.max_window_bytes(window_events),
                 match profile.map(|p| &p.reference) {
                     Some(ColumnReference::Numeric { reference }) => reference.window.size_bytes(),
-                    _ => reference_sketch(&m.reference_sketch, m.baseline_events),
+                    _ => m.reference_sketch.max_window_bytes(m.baseline_events.unwrap_or(u64::MAX)),
                 },
             ),
             FeatureType::Categorical => {
@@ -187,10 +186,6 @@ fn model_memory(m: &ModelPlan, reference: Option<&ModelProfile>) -> ModelMemory 
         _ => 0,
     };
     ModelMemory { name: m.name.clone(), window_stores: pane_stores + 1, window_bytes, reference_bytes, baseline_bytes }
-}
-
-fn reference_sketch(config: &NumericSketchConfig, events: Option<u64>) -> usize {
-    config.max_window_bytes(events.unwrap_or(u64::MAX))
 }
 
 /// Bytes in binary units (`512 B`, `1.5 KiB`, `3.2 GiB`).
