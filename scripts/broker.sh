@@ -3,7 +3,7 @@
 # without Docker or a JVM. See scripts/BROKER_NOTES.md for what it supports.
 #
 #   scripts/broker.sh install                 fetch the pinned tansu binary into target/tools/bin
-#   scripts/broker.sh start [--port 9092] [--data DIR]
+#   scripts/broker.sh start [--port 9092] [--data DIR] [--advertise PORT]   (PORT: a TLS terminator in front, scripts/tls_proxy.py)
 #   scripts/broker.sh stop   [--data DIR]
 #   scripts/broker.sh status [--data DIR]
 #   scripts/broker.sh topic create NAME [--partitions N] [--port P | --data DIR]
@@ -132,6 +132,7 @@ PY
 OPT_PORT=""
 OPT_DATA=""
 OPT_PARTITIONS=""
+OPT_ADVERTISE=""
 ARGS=()
 
 parse_opts() {
@@ -144,6 +145,8 @@ parse_opts() {
             --data=*) OPT_DATA="${1#*=}"; shift ;;
             --partitions) [[ $# -ge 2 ]] || die "--partitions needs a value"; OPT_PARTITIONS="$2"; shift 2 ;;
             --partitions=*) OPT_PARTITIONS="${1#*=}"; shift ;;
+            --advertise) [[ $# -ge 2 ]] || die "--advertise needs a value"; OPT_ADVERTISE="$2"; shift 2 ;;
+            --advertise=*) OPT_ADVERTISE="${1#*=}"; shift ;;
             --) shift; ARGS+=("$@"); break ;;
             -*) die "unknown option: $1" ;;
             *) ARGS+=("$1"); shift ;;
@@ -151,6 +154,9 @@ parse_opts() {
     done
     if [[ -n "${OPT_PORT}" && ! "${OPT_PORT}" =~ ^[0-9]+$ ]]; then
         die "--port must be a number, got '${OPT_PORT}'"
+    fi
+    if [[ -n "${OPT_ADVERTISE}" && ! "${OPT_ADVERTISE}" =~ ^[0-9]+$ ]]; then
+        die "--advertise must be a port number, got '${OPT_ADVERTISE}'"
     fi
 }
 
@@ -225,11 +231,13 @@ cmd_start() {
     # so every start begins empty. The listener is loopback only and the
     # advertised listener must equal it, or clients would be redirected to
     # the default "localhost:9092" after the first Metadata response.
+    # --advertise PORT advertises another loopback port instead: a TLS
+    # terminator's (scripts/tls_proxy.py) in front of this listener.
     # setsid: detach from the caller's process group so a Ctrl-C or the
     # caller's exit does not take the broker down with it.
     NO_COLOR=1 RUST_LOG="${RUST_LOG:-warn}" setsid "${bin}" broker \
         --listener-url "tcp://${HOST}:${port}" \
-        --advertised-listener-url "tcp://${HOST}:${port}" \
+        --advertised-listener-url "tcp://${HOST}:${OPT_ADVERTISE:-${port}}" \
         --storage-engine "memory://tansu/" \
         --cluster-id "driftwatch-dev" \
         </dev/null >"${log_file}" 2>&1 &

@@ -26,6 +26,13 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "error: cargo not found; install the Rust toolchain (https://rustup.rs) first" >&2
     exit 1
 fi
+# librdkafka's TLS links the system OpenSSL: its headers (Debian libssl-dev, found through pkg-config).
+if ! pkg-config --exists openssl 2>/dev/null; then
+    sudo=""
+    [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+    echo "installing libssl-dev pkg-config (Debian packages)"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends libssl-dev pkg-config >/dev/null
+fi
 # The same build as the test suite (one profile, one target/), so neither rebuilds the other.
 cargo build --workspace --release --all-targets
 bin=target/release/driftwatch

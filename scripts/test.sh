@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it and .ci/run calls it.
 # Checks formatting (rustfmt) and lints (clippy, warnings denied), installs
-# what it needs (cargo-nextest, promtool, the Tansu broker), builds
+# what it needs (cargo-nextest, OpenSSL's headers, promtool, the Tansu broker), builds
 # once (release profile, one shared target/), starts a local Kafka-compatible
 # broker on 127.0.0.1, then runs every test: unit, integration (fixtures,
 # properties, engine, live end-to-end on the broker) and doctests.
@@ -16,12 +16,18 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     echo "installing cargo-nextest from crates.io"
     cargo install cargo-nextest --locked
 fi
-# promtool checks a live /metrics scrape (Debian's prometheus package ships it).
-if ! command -v promtool >/dev/null 2>&1; then
+# Debian packages: librdkafka's TLS links the system OpenSSL (libssl-dev, found
+# through pkg-config), the TLS test makes its certificates with the openssl
+# command, and promtool checks a live /metrics scrape (package prometheus).
+packages=()
+pkg-config --exists openssl 2>/dev/null || packages+=(libssl-dev pkg-config)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+if ((${#packages[@]})); then
     sudo=""
     [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
-    echo "installing promtool (Debian package prometheus)"
-    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    echo "installing ${packages[*]} (Debian packages)"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 export DRIFTWATCH_REQUIRE_PROMTOOL=1
 

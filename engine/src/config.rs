@@ -602,8 +602,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads every secret setting (`{ env }`, `{ file }`), as `run` does when
-    /// it starts its components: `driftwatch validate` calls it.
+    /// Reads every secret setting (`{ env }`, `{ file }`) and has librdkafka
+    /// check the Kafka settings, as `run` does when it starts its
+    /// components: `driftwatch validate` calls it.
     pub fn check_secrets(&self) -> Result<(), ConfigError> {
         if let Some(SourceConfig::Kafka(k)) = &self.source {
             k.check_secrets().map_err(|e| invalid("source", e.to_string()))?;

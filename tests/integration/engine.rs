@@ -661,6 +661,10 @@ fn secrets_come_from_env_or_file_and_are_never_shown() {
         yaml("x", "http://127.0.0.1:9/drift").replace(&password_file.display().to_string(), &dir.join("absent").display().to_string());
     let error = Config::from_yaml(&broken).unwrap().check_secrets().unwrap_err().to_string();
     assert!(error.contains("sasl.password") && error.contains("absent"), "{error}");
+    // An option librdkafka refuses is named without its (possibly secret) value.
+    let typo = yaml("x", "http://127.0.0.1:9/drift").replace("sasl.username: u", "sasl.usernme: s3cr3t-typo");
+    let error = Config::from_yaml(&typo).unwrap().check_secrets().unwrap_err().to_string();
+    assert!(error.contains("sasl.usernme") && !error.contains("s3cr3t-typo"), "{error}");
     // The binary's own error output.
     let path = dir.join("config.yaml");
     std::fs::write(&path, yaml("inl1ne-hmac", "ftp://127.0.0.1:9/drift")).unwrap();

@@ -160,6 +160,10 @@ struct Engine {
 
 impl Engine {
     fn start(dir: &Path, config: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, config, extra, &[])
+    }
+
+    fn start_with_env(dir: &Path, config: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let path = dir.join("config.yaml");
         std::fs::write(&path, config).unwrap();
@@ -169,7 +173,7 @@ impl Engine {
         let stdout = std::fs::File::create(dir.join(format!("engine-{port}.out"))).unwrap();
         let mut args = vec!["run", "--config", path.to_str().unwrap(), "--listen", &listen, "--shards", "2"];
         args.extend_from_slice(extra);
-        let child = Command::new(binary()).args(&args).stdout(stdout).stderr(stderr).spawn().unwrap();
+        let child = Command::new(binary()).args(&args).envs(env.iter().copied()).stdout(stdout).stderr(stderr).spawn().unwrap();
         Self { child, port, dir: dir.to_owned() }
     }
 
@@ -668,4 +672,296 @@ impl Drop for ScriptBroker {
     fn drop(&mut self) {
         let _ = Command::new(&self.script).arg("stop").env("BROKER_DIR", &self.dir).output();
     }
+}
+
+/// Certificates for the TLS test, made with the `openssl` command: a CA, a
+/// server certificate for 127.0.0.1 and a client certificate whose key is
+/// encrypted with `password`.
+struct Certs {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    password: String,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("the openssl command (Debian package openssl)");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Certs {
+    fn make(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        let ca = |name: &str| {
+            let (key, crt, cn) = (format!("{name}.key"), format!("{name}.crt"), format!("/CN={name}"));
+            openssl(dir, &[&["req", "-x509"], &ec[..], &["-nodes", "-keyout", &key, "-out", &crt, "-days", "2", "-subj", &cn]].concat());
+        };
+        ca("test-ca");
+        ca("rogue-ca");
+        std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(dir, &[&["req"], &ec[..], &["-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat());
+        let sign = |csr: &str, crt: &str, ext: &[&str]| {
+            let base =
+                ["x509", "-req", "-in", csr, "-CA", "test-ca.crt", "-CAkey", "test-ca.key", "-CAcreateserial", "-out", crt, "-days", "2"];
+            openssl(dir, &[&base[..], ext].concat());
+        };
+        sign("server.csr", "server.crt", &["-extfile", "server.ext"]);
+        let password = format!("pw-{}", unique("key"));
+        let pass = format!("pass:{password}");
+        openssl(
+            dir,
+            &[&["req"], &ec[..], &["-keyout", "client.key", "-passout", &pass, "-out", "client.csr", "-subj", "/CN=driftwatch-client"]]
+                .concat(),
+        );
+        sign("client.csr", "client.crt", &[]);
+        Self {
+            ca: dir.join("test-ca.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
+            password,
+        }
+    }
+
+    /// librdkafka client settings, as pairs (the key's password inline).
+    fn client_settings(&self, ca: &Path) -> Vec<(&'static str, String)> {
+        vec![
+            ("security.protocol", "ssl".into()),
+            ("ssl.ca.location", ca.display().to_string()),
+            ("ssl.certificate.location", self.client_cert.display().to_string()),
+            ("ssl.key.location", self.client_key.display().to_string()),
+            ("ssl.key.password", self.password.clone()),
+        ]
+    }
+
+    /// The same settings for a driftwatch config's `options`, the password
+    /// read from `$DW_TEST_KEY_PASSWORD`.
+    fn options_yaml(&self, ca: &Path) -> String {
+        self.client_settings(ca)
+            .into_iter()
+            .map(|(k, v)| if k == "ssl.key.password" { format!("{k}: {{ env: DW_TEST_KEY_PASSWORD }}") } else { format!("{k}: \"{v}\"") })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `scripts/tls_proxy.py`: TLS (client certificates required) in front of a
+/// plaintext broker; every line it prints is kept.
+struct TlsProxy {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl TlsProxy {
+    fn start(script: &Path, listen: u16, upstream: u16, certs: &Certs) -> Self {
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["--listen", &format!("127.0.0.1:{listen}"), "--upstream", &format!("127.0.0.1:{upstream}")])
+            .arg("--cert")
+            .arg(&certs.server_cert)
+            .arg("--key")
+            .arg(&certs.server_key)
+            .arg("--client-ca")
+            .arg(&certs.ca)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (stdout, store) = (child.stdout.take().unwrap(), Arc::clone(&lines));
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                store.lock().unwrap().push(line);
+            }
+        });
+        let proxy = Self { child, lines };
+        proxy.wait_for("listening", Duration::from_secs(10), |l| l.iter().any(|l| l.starts_with("listening")));
+        proxy
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, what: &str, limit: Duration, cond: impl Fn(&[String]) -> bool) {
+        let start = Instant::now();
+        while !cond(&self.lines()) {
+            assert!(start.elapsed() < limit, "TLS proxy: timed out waiting for {what}: {:?}", self.lines());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kafka over mutual TLS, end to end: the source, the Kafka drift sink and
+/// the dead-letter producer connect with TLS, verify the broker's certificate
+/// against the configured CA, present a client certificate whose key's
+/// password comes from the environment, and the password never shows; with
+/// the wrong CA the engine refuses the broker, says why and counts it. Tansu
+/// speaks plaintext, so `scripts/tls_proxy.py` terminates TLS in front of it
+/// (client certificates required) and the broker advertises the proxy.
+#[test]
+fn kafka_over_mutual_tls_with_secrets_from_the_environment() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let dir = std::env::temp_dir().join(unique("dw-tls"));
+    let certs = Certs::make(&dir.join("certs"));
+    let (plain, tls) = (free_port(), free_port());
+    let broker = ScriptBroker { script: root.join("scripts/broker.sh"), dir: dir.join("broker") };
+    broker.run(&["start", "--port", &plain.to_string(), "--advertise", &tls.to_string()]);
+    let proxy = TlsProxy::start(&root.join("scripts/tls_proxy.py"), tls, plain, &certs);
+    let address = format!("127.0.0.1:{tls}");
+    let client = |extra: &[(&str, &str)]| {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &address);
+        for (k, v) in certs.client_settings(&certs.ca) {
+            c.set(k, v);
+        }
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        c
+    };
+
+    let rt = runtime();
+    let (topic, drift_topic, dl_topic, group) = (unique("tls-predictions"), unique("tls-drift"), unique("tls-dead"), unique("group"));
+    let admin: AdminClient<DefaultClientContext> = client(&[]).create().unwrap();
+    let new: Vec<NewTopic<'_>> =
+        [&topic, &drift_topic, &dl_topic].iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
+    for r in rt.block_on(admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))).unwrap() {
+        r.unwrap();
+    }
+
+    let options = certs.options_yaml(&certs.ca);
+    let sinks = format!("  - {{ type: kafka, brokers: \"{address}\", topic: {drift_topic}, options: {{ {options} }} }}");
+    let yaml = config("{ baseline_events: 5000 }", "{ type: tumbling, events: 2500 }", &topic, &group, &sinks, Some(&dl_topic))
+        .replace(&format!("brokers: {}\n", brokers()), &format!("brokers: \"{address}\"\n"))
+        .replace(r#"fetch.wait.max.ms: "100" }"#, &format!(r#"fetch.wait.max.ms: "100", {options} }}"#));
+    assert!(yaml.contains(&address) && yaml.contains("ssl.key.password: { env: DW_TEST_KEY_PASSWORD }"), "{yaml}");
+    assert!(!yaml.contains(&certs.password));
+    let env = [("DW_TEST_KEY_PASSWORD", certs.password.as_str())];
+
+    // validate reads the password from the environment and has librdkafka check every setting.
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("validate.yaml"), &yaml).unwrap();
+    let validate = |env: &[(&str, &str)]| {
+        Command::new(binary()).args(["validate", "--config"]).arg(dir.join("validate.yaml")).envs(env.iter().copied()).output().unwrap()
+    };
+    let out = validate(&env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = validate(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("DW_TEST_KEY_PASSWORD"), "{stderr}");
+
+    let mut engine = Engine::start_with_env(&dir, &yaml, &[], &env);
+    engine.wait_ready(Duration::from_secs(30));
+    let events = 30_000u64;
+    let file = dir.join("events.jsonl");
+    let out = Command::new(binary())
+        .args(["generate", "--events", &events.to_string(), "--drift-start", "15000", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "generate: {}", String::from_utf8_lossy(&out.stderr));
+    let producer: ThreadedProducer<DefaultProducerContext> = client(&[("linger.ms", "5")]).create().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
+    lines.push(b"{not json"); // one dead letter, produced over TLS by the engine
+    for (i, line) in lines.iter().enumerate() {
+        let key = i.to_string();
+        let mut record = BaseRecord::to(&topic).key(&key).payload(*line);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => panic!("produce over TLS: {e}"),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let total = lines.len() as f64;
+    engine.wait_for("every event consumed over TLS", Duration::from_secs(90), |s| metric_sum(s, "driftwatch_source_events_total") >= total);
+    let scrape_at_stop = engine.wait_for("the drift events and the dead letter delivered", Duration::from_secs(30), |s| {
+        let delivered = |sink: &str| {
+            s.lines()
+                .filter(|l| l.starts_with("driftwatch_sink_events_total{") && l.contains("outcome=\"delivered\"") && l.contains(sink))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        };
+        delivered("sink=\"dead_letter\"") == 1.0 && delivered("sink=\"kafka\"") == metric_sum(s, "driftwatch_drift_events_total")
+    });
+    let summary = engine.stop();
+    assert_eq!(summary["events_read"].as_u64(), Some(lines.len() as u64), "{summary}");
+
+    // What went over TLS came back over TLS: the drift topic and the dead letter.
+    // A topic is read until it has been quiet for 2 s.
+    let read = |topic: &str| {
+        let consumer: BaseConsumer = client(&[("group.id", &unique("reader"))]).create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut out: Vec<Value> = Vec::new();
+        let (start, mut last) = (Instant::now(), Instant::now());
+        while start.elapsed() < Duration::from_secs(30) && (out.is_empty() || last.elapsed() < Duration::from_secs(2)) {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                out.push(serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null));
+                last = Instant::now();
+            }
+        }
+        out
+    };
+    let drift = read(&drift_topic);
+    let seen = check_events(&drift);
+    assert!(!seen.is_empty());
+    assert_eq!(drift.len() as f64, metric_sum(&scrape_at_stop, "driftwatch_drift_events_total"), "every drift event on the topic");
+    let dead = read(&dl_topic);
+    assert_eq!(dead.len(), 1, "the dead letter over TLS: {dead:?}");
+    // The group's offsets, committed over TLS, reach the end of the topic.
+    let consumer: BaseConsumer = client(&[("group.id", &group)]).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&topic, 0);
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    assert_eq!(committed.elements()[0].offset(), Offset::Offset(lines.len() as i64));
+
+    // Every connection presented the client certificate; the password is nowhere in the engine's output.
+    let accepted = proxy.lines().iter().filter(|l| l.as_str() == "accepted driftwatch-client").count();
+    assert!(accepted >= 3, "expected the engine's consumer and producers among the TLS clients: {:?}", proxy.lines());
+    assert!(!proxy.lines().iter().any(|l| l.starts_with("handshake failed")), "{:?}", proxy.lines());
+    for f in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+        if f.extension().is_some_and(|e| e == "log" || e == "out") {
+            assert!(!std::fs::read_to_string(&f).unwrap().contains(&certs.password), "the key's password in {}", f.display());
+        }
+    }
+
+    // The wrong CA: the broker's certificate is refused, the engine says so and counts it, never ready.
+    let rogue = dir.join("certs/rogue-ca.crt");
+    let yaml = yaml.replace(&certs.ca.display().to_string(), &rogue.display().to_string());
+    let before = proxy.lines().len();
+    let mut engine = Engine::start_with_env(&dir.join("rogue"), &yaml, &[], &env);
+    let scrape = engine.wait_for("a TLS error", Duration::from_secs(30), |s| {
+        s.lines().any(|l| l.starts_with("driftwatch_source_errors_total{kind=\"tls\"}") && !l.ends_with(" 0"))
+    });
+    let (status, body) = http_get(engine.port, "/readyz").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(metric_sum(&scrape, "driftwatch_source_events_total") == 0.0);
+    proxy.wait_for("the refused handshake", Duration::from_secs(10), |l| l[before..].iter().any(|l| l.starts_with("handshake failed")));
+    let log = engine.log();
+    assert!(log.to_lowercase().contains("certificate"), "the cause is logged: {log}");
+    assert!(!log.contains(&certs.password), "{log}");
+    drop(engine);
+    drop(proxy);
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -28,6 +28,9 @@ fn client_config(brokers: &str, options: &BTreeMap<String, SecretValue>, owned: 
     for (k, v) in options {
         c.set(k, v.resolve(&format!("options.{k}"))?);
     }
+    // librdkafka checks names and values here: an unknown property or a
+    // refused value fails now, without the value in the error.
+    c.create_native_config().map_err(|e| client_error("checking the client settings", e))?;
     Ok(c)
 }
 

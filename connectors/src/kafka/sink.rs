@@ -42,7 +42,8 @@ impl KafkaSinkConfig {
         super::check_owned(&self.options, super::OWNED_PRODUCER)
     }
 
-    /// Reads the secret options (`{ env }`, `{ file }`), as starting the sink does.
+    /// Reads the secret options and has librdkafka check every setting, as
+    /// starting the sink does.
     pub fn check_secrets(&self) -> Result<()> {
         super::client_config(&self.brokers, &self.options, super::OWNED_PRODUCER).map(|_| ())
     }

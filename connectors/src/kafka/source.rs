@@ -78,8 +78,8 @@ impl KafkaSourceConfig {
         super::check_owned(&self.options, super::OWNED_CONSUMER)
     }
 
-    /// Reads the secret options (`{ env }`, `{ file }`), as starting the
-    /// source does.
+    /// Reads the secret options (`{ env }`, `{ file }`) and has librdkafka
+    /// check every setting, as starting the source does.
     pub fn check_secrets(&self) -> Result<()> {
         super::client_config(&self.brokers, &self.options, super::OWNED_CONSUMER).map(|_| ())
     }
