@@ -4,9 +4,11 @@
 #   docker build -t ghcr.io/driftwatch/driftwatch:0.1.0 .
 #
 # Runtime: gcr.io/distroless/cc-debian13. The binary links glibc (libc, libm, libdl, the loader),
-# libgcc_s and zlib (libz.so.1: rdkafka's `libz` feature links the system zlib); librdkafka and
-# zstd are built in statically. distroless cc-debian12 has no zlib, cc-debian13 ships zlib1g, so
-# every library the binary needs is in the runtime and nothing but the binary is copied.
+# libgcc_s, zlib (libz.so.1: rdkafka's `libz` feature links the system zlib) and OpenSSL 3
+# (libssl.so.3, libcrypto.so.3: rdkafka's `ssl` feature, Kafka over TLS and SASL/SCRAM);
+# librdkafka and zstd are built in statically. distroless cc-debian12 has no zlib, cc-debian13
+# ships zlib1g and libssl3t64, so every library the binary needs is in the runtime and nothing
+# but the binary is copied. The build stage's image carries libssl-dev and pkg-config.
 # scripts/check-chart.sh checks that claim: it builds the same root filesystem (the binary plus
 # exactly the libraries `ldd` lists, each from a package this runtime ships) and runs
 # `driftwatch --version` and `driftwatch validate` inside it.
@@ -22,7 +24,7 @@ COPY . .
 # keeps the symbols, so backtraces still name functions: about 150 MB.
 ENV CARGO_PROFILE_RELEASE_STRIP=debuginfo
 # The one line to change if the package layout changes.
-ARG BUILD="cargo build --release --locked -p driftwatch-engine --bin driftwatch"
+ARG BUILD="cargo build --release --locked -p driftwatch-cli --bin driftwatch"
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     ${BUILD} \

@@ -11,8 +11,8 @@ use driftwatch_engine::batch::ModelRows;
 use driftwatch_engine::config::{Config, FeatureType};
 use driftwatch_engine::decode::{DecodedEvent, Decoder, SlotValue};
 use driftwatch_engine::evaluate::{ModelState, Outcome};
-use driftwatch_engine::generate::{GenerateArgs, Generator};
 use driftwatch_engine::model::{build_references, Plan};
+use driftwatch_generator::{GenerateArgs, Generator};
 
 const PANE: usize = 1000;
 

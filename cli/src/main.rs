@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use driftwatch_engine::config::Config;
-use driftwatch_engine::generate::{GenerateArgs, Generator};
 use driftwatch_engine::live::{self, RunOptions};
 use driftwatch_engine::memory::MemoryBound;
 use driftwatch_engine::model::{build_references, Plan, Profile, PROFILE_VERSION};
 use driftwatch_engine::pipeline::{create_output, replay, Outputs};
+use driftwatch_generator::{GenerateArgs, Generator};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -14,7 +14,6 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod evaluate;
-pub mod generate;
 pub mod live;
 pub mod memory;
 pub mod metrics;

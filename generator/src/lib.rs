@@ -35,7 +35,7 @@
 //!   present do not depend on the missing rate.
 //!
 //! ```
-//! use driftwatch_engine::generate::{Generator, GeneratorConfig};
+//! use driftwatch_generator::{Generator, GeneratorConfig};
 //!
 //! let generator = Generator::new(GeneratorConfig {
 //!     drift_start: Some(10_000),
@@ -44,7 +44,7 @@
 //! let mut buf = Vec::new();
 //! generator.write_event(0, &mut buf);
 //! assert!(buf.starts_with(br#"{"model":"fraud","model_version":"v1","prediction_id":"fraud-0","#));
-//! # Ok::<(), driftwatch_engine::generate::GenerateError>(())
+//! # Ok::<(), driftwatch_generator::GenerateError>(())
 //! ```
 
 use std::fs::File;
@@ -1310,7 +1310,7 @@ mod tests {
         assert!(Cli::try_parse_from(["generate"]).is_err(), "--events is required");
     }
 
-    /// `cargo test --release -p driftwatch-engine generate::tests::write_event_throughput -- --ignored --nocapture`
+    /// `cargo test --release -p driftwatch-generator tests::write_event_throughput -- --ignored --nocapture`
     #[test]
     #[ignore = "prints a throughput figure; run in release"]
     fn write_event_throughput() {
