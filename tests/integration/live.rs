@@ -44,8 +44,19 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
 }
 
+/// Client settings for the test broker; the TLS test passes its own.
+fn plain_client() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers());
+    c
+}
+
 fn create_topics(rt: &tokio::runtime::Runtime, topics: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    create_topics_with(&plain_client(), rt, topics)
+}
+
+fn create_topics_with(client: &ClientConfig, rt: &tokio::runtime::Runtime, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = client.create().unwrap();
     let new: Vec<NewTopic<'_>> = topics.iter().map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1))).collect();
     let results = rt.block_on(admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))).unwrap();
     for r in results {
@@ -234,7 +245,11 @@ impl Drop for Engine {
 }
 
 fn committed_total(group: &str, topic: &str, partitions: i32) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
+    committed_total_with(&plain_client(), group, topic, partitions)
+}
+
+fn committed_total_with(client: &ClientConfig, group: &str, topic: &str, partitions: i32) -> i64 {
+    let consumer: BaseConsumer = client.clone().set("group.id", group).create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);
@@ -252,8 +267,11 @@ fn committed_total(group: &str, topic: &str, partitions: i32) -> i64 {
 
 /// Every message of a topic (from the beginning), with headers.
 fn read_topic(topic: &str, partitions: i32, expected: usize) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
-    let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", unique("reader")).create().unwrap();
+    read_topic_with(&plain_client(), topic, partitions, expected)
+}
+
+fn read_topic_with(client: &ClientConfig, topic: &str, partitions: i32, expected: usize) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
+    let consumer: BaseConsumer = client.clone().set("group.id", unique("reader")).create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
@@ -834,12 +852,8 @@ fn kafka_over_mutual_tls_with_secrets_from_the_environment() {
 
     let rt = runtime();
     let (topic, drift_topic, dl_topic, group) = (unique("tls-predictions"), unique("tls-drift"), unique("tls-dead"), unique("group"));
-    let admin: AdminClient<DefaultClientContext> = client(&[]).create().unwrap();
-    let new: Vec<NewTopic<'_>> =
-        [&topic, &drift_topic, &dl_topic].iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
-    for r in rt.block_on(admin.create_topics(&new, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))).unwrap() {
-        r.unwrap();
-    }
+    let tls_client = client(&[]);
+    create_topics_with(&tls_client, &rt, &[(&topic, 1), (&drift_topic, 1), (&dl_topic, 1)]);
 
     let options = certs.options_yaml(&certs.ca);
     let sinks = format!("  - {{ type: kafka, brokers: \"{address}\", topic: {drift_topic}, options: {{ {options} }} }}");
@@ -905,35 +919,15 @@ fn kafka_over_mutual_tls_with_secrets_from_the_environment() {
     let summary = engine.stop();
     assert_eq!(summary["events_read"].as_u64(), Some(lines.len() as u64), "{summary}");
 
-    // What went over TLS came back over TLS: the drift topic and the dead letter.
-    // A topic is read until it has been quiet for 2 s.
-    let read = |topic: &str| {
-        let consumer: BaseConsumer = client(&[("group.id", &unique("reader"))]).create().unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-        consumer.assign(&tpl).unwrap();
-        let mut out: Vec<Value> = Vec::new();
-        let (start, mut last) = (Instant::now(), Instant::now());
-        while start.elapsed() < Duration::from_secs(30) && (out.is_empty() || last.elapsed() < Duration::from_secs(2)) {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                out.push(serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null));
-                last = Instant::now();
-            }
-        }
-        out
-    };
-    let drift = read(&drift_topic);
-    let seen = check_events(&drift);
-    assert!(!seen.is_empty());
-    assert_eq!(drift.len() as f64, metric_sum(&scrape_at_stop, "driftwatch_drift_events_total"), "every drift event on the topic");
-    let dead = read(&dl_topic);
+    // What went over TLS came back over TLS: the drift topic, the dead letter and the group's offsets.
+    let emitted = metric_sum(&scrape_at_stop, "driftwatch_drift_events_total") as usize;
+    let drift: Vec<Value> =
+        read_topic_with(&tls_client, &drift_topic, 1, emitted).iter().map(|(p, _)| serde_json::from_slice(p).unwrap()).collect();
+    assert_eq!(drift.len(), emitted, "every drift event on the topic");
+    assert!(!check_events(&drift).is_empty());
+    let dead = read_topic_with(&tls_client, &dl_topic, 1, 1);
     assert_eq!(dead.len(), 1, "the dead letter over TLS: {dead:?}");
-    // The group's offsets, committed over TLS, reach the end of the topic.
-    let consumer: BaseConsumer = client(&[("group.id", &group)]).create().unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(&topic, 0);
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    assert_eq!(committed.elements()[0].offset(), Offset::Offset(lines.len() as i64));
+    assert_eq!(committed_total_with(&tls_client, &group, &topic, 1), lines.len() as i64);
 
     // Every connection presented the client certificate; the password is nowhere in the engine's output.
     let accepted = proxy.lines().iter().filter(|l| l.as_str() == "accepted driftwatch-client").count();
