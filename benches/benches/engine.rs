@@ -12,6 +12,7 @@ use driftwatch_engine::config::{Config, FeatureType};
 use driftwatch_engine::decode::{DecodedEvent, Decoder, SlotValue};
 use driftwatch_engine::evaluate::{ModelState, Outcome};
 use driftwatch_engine::model::{build_references, Plan};
+use driftwatch_engine::quality::{LabelRecord, NoLabels, QualityState};
 use driftwatch_generator::{GenerateArgs, Generator};
 
 const PANE: usize = 1000;
@@ -121,11 +122,11 @@ fn bench(c: &mut Criterion) {
                 let mut m = model(&config);
                 let mut out = Outcome::default();
                 for p in &all[..20] {
-                    m.apply_rows(p, &mut out).unwrap();
+                    m.apply_rows(p, &mut out, &mut NoLabels).unwrap();
                 }
                 (m, out)
             },
-            |(m, out)| m.apply_rows(black_box(&all[20]), out).unwrap(),
+            |(m, out)| m.apply_rows(black_box(&all[20]), out, &mut NoLabels).unwrap(),
             BatchSize::LargeInput,
         );
     });
@@ -141,7 +142,7 @@ fn window_close_latency() {
         let mut m = model(&config);
         let mut out = Outcome::default();
         for p in &all {
-            m.apply_rows(p, &mut out).unwrap();
+            m.apply_rows(p, &mut out, &mut NoLabels).unwrap();
         }
         let mut s = std::mem::take(&mut out.window_seconds);
         s.sort_by(f64::total_cmp);
@@ -157,9 +158,56 @@ fn window_close_latency() {
     }
 }
 
+/// The label join: 1 000 000 predictions pending, then their labels in a
+/// shuffled order (one core, the window stage's calls).
+fn label_join() {
+    const N: usize = 1_000_000;
+    let yaml = r#"
+input: { prediction_id: prediction_id }
+models:
+  - name: m
+    reference: { baseline_events: 10 }
+    window: { type: tumbling, duration: 1h }
+    features: [{ name: f, type: numeric }]
+    detectors: [{ metric: psi, threshold: 0.2 }]
+    quality: { task: binary_classification, prediction: prediction, score: score, label_ttl: 7d, max_pending: 1000000 }
+"#;
+    let config = Config::from_yaml(yaml).unwrap();
+    let plan = Plan::new(&config).unwrap();
+    let m = &plan.models[0];
+    let mut q = QualityState::new(m, m.quality.clone().unwrap(), vec![]).unwrap();
+    let mut out = Outcome::default();
+    // Ids as a service writes them (UUID-like, 36 bytes).
+    let ids: Vec<String> = (0..N as u64).map(|i| format!("{:08x}-0000-4000-8000-{:012x}", i.wrapping_mul(0x9e37_79b9) as u32, i)).collect();
+    let t = std::time::Instant::now();
+    for (i, id) in ids.iter().enumerate() {
+        q.predict(id, 0, Some(i as i64), (i % 2) as f64, 0.5, &mut out).unwrap();
+    }
+    let predict_s = t.elapsed().as_secs_f64();
+    let c = q.counters();
+    let id_bytes: usize = ids.iter().map(String::len).sum();
+    let per = (c.join_store_bytes as f64 - id_bytes as f64) / c.pending as f64;
+    // Labels in a shuffled order (a full-period LCG over the indices).
+    let labels: Vec<LabelRecord> = (0..N)
+        .map(|k| (k * 700_001 + 12_345) % N)
+        .map(|i| LabelRecord { model: 0, id: ids[i].as_str().into(), label: (i % 3 == 0) as u8 as f64, ts: N as i64 })
+        .collect();
+    let t = std::time::Instant::now();
+    for l in &labels {
+        q.label(black_box(l), &mut out).unwrap();
+    }
+    let label_s = t.elapsed().as_secs_f64();
+    assert_eq!(q.counters().join.joined, N as u64);
+    println!("\nlabel join ({N} pending predictions, 36-byte ids, labels shuffled):");
+    println!("  predictions registered: {:.2} M/s", N as f64 / predict_s / 1e6);
+    println!("  labels joined:          {:.2} M/s", N as f64 / label_s / 1e6);
+    println!("  join store:             {per:.1} bytes per pending prediction + its id ({} bytes in all)", c.join_store_bytes);
+}
+
 fn main() {
     let mut c = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4)).configure_from_args();
     bench(&mut c);
     c.final_summary();
     window_close_latency();
+    label_join();
 }

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use driftwatch_engine::config::Config;
 use driftwatch_engine::live::{self, RunOptions};
 use driftwatch_engine::memory::MemoryBound;
-use driftwatch_engine::model::{build_references, Plan, Profile, PROFILE_VERSION};
+use driftwatch_engine::model::{build_reference_quality, build_references, Plan, Profile, PROFILE_VERSION};
 use driftwatch_engine::pipeline::{create_output, replay, Outputs};
 use driftwatch_generator::{GenerateArgs, Generator};
 
@@ -51,6 +51,10 @@ enum Command {
         /// Events: .jsonl/.ndjson/.json (one JSON object per line), .csv or .parquet (flat rows).
         #[arg(long)]
         input: PathBuf,
+        /// Label events (ground truth) for models with `quality`: JSONL, CSV or
+        /// Parquet, merged with the predictions in event-time order.
+        #[arg(long)]
+        labels: Option<PathBuf>,
         /// Write every evaluation as a JSON line (`-` for stdout).
         #[arg(long)]
         output_evaluations: Option<PathBuf>,
@@ -110,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // does not fit), not only their schemas checked.
             c.check_secrets()?;
             let references = build_references(&c, &plan)?;
+            build_reference_quality(&c, &plan)?;
             println!("{}: ok ({} model{})", config.display(), c.models.len(), if c.models.len() == 1 { "" } else { "s" });
             println!("{}", MemoryBound::new(&c, &plan, &references, c.engine.shard_count()));
             Ok(())
@@ -131,12 +136,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("wrote {}", output.display());
             Ok(())
         }
-        Command::Replay { config, input, output_evaluations, output_events, dead_letter, shards, report } => {
+        Command::Replay { config, input, labels, output_evaluations, output_events, dead_letter, shards, report } => {
             let c = Config::from_file(&config)?;
             let open = |p: &Option<PathBuf>| p.as_deref().map(create_output).transpose();
             let outputs =
                 Outputs { evaluations: open(&output_evaluations)?, events: open(&output_events)?, dead_letter: open(&dead_letter)? };
-            let r = replay(&c, &input, outputs, shards)?;
+            if labels.is_none() && c.models.iter().any(|m| m.quality.is_some()) {
+                eprintln!("driftwatch: no --labels given: quality windows are evaluated without labels (coverage 0)");
+            }
+            let r = replay(&c, &input, labels.as_deref(), outputs, shards)?;
             let summary = serde_json::to_string_pretty(&r)?;
             if let Some(path) = report {
                 std::fs::write(&path, &summary).with_context(|| format!("writing {}", path.display()))?;

@@ -50,6 +50,33 @@ pub struct ModelRows {
     versions: Vec<Box<str>>,
     columns: Vec<RowColumn>,
     text: String,
+    quality: Option<QualityRows>,
+}
+
+/// What the quality stage needs of each row: the prediction id, the
+/// predicted class or value and the score (one entry per row).
+#[derive(Debug, Clone, Default)]
+pub struct QualityRows {
+    /// Byte range of the prediction id in the rows' text; `None`: the row
+    /// cannot be joined (no id, or an invalid prediction or score).
+    ids: Vec<Option<(usize, usize)>>,
+    /// Predicted class (0 or 1) or value.
+    pub predicted: Vec<f64>,
+    /// Positive-class score (the predicted class when no score is configured).
+    pub score: Vec<f64>,
+}
+
+impl QualityRows {
+    /// Row `i`'s prediction id, when it can be joined.
+    pub fn id<'a>(&self, rows: &'a ModelRows, i: usize) -> Option<&'a str> {
+        self.ids[i].map(|(a, b)| &rows.text[a..b])
+    }
+
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.predicted.clear();
+        self.score.clear();
+    }
 }
 
 impl ModelRows {
@@ -70,6 +97,7 @@ impl ModelRows {
             versions: Vec::new(),
             columns,
             text: String::new(),
+            quality: plan.quality.as_ref().map(|_| QualityRows::default()),
         }
     }
 
@@ -87,6 +115,9 @@ impl ModelRows {
             }
         }
         self.text.clear();
+        if let Some(q) = &mut self.quality {
+            q.clear();
+        }
     }
 
     /// Rows held.
@@ -165,6 +196,25 @@ impl ModelRows {
             RowColumn::Numeric(v) => v.push(f64::NAN),
             RowColumn::Categorical(v) => v.push(None),
         }
+    }
+
+    /// Pushes the current row's quality fields (`id`: `None` when the row
+    /// cannot be joined). Only for a model with quality.
+    pub fn push_quality(&mut self, id: Option<&str>, predicted: f64, score: f64) {
+        if let Some(q) = &mut self.quality {
+            q.ids.push(id.map(|id| {
+                let start = self.text.len();
+                self.text.push_str(id);
+                (start, self.text.len())
+            }));
+            q.predicted.push(predicted);
+            q.score.push(score);
+        }
+    }
+
+    /// The rows' quality fields, for a model with quality.
+    pub fn quality(&self) -> Option<&QualityRows> {
+        self.quality.as_ref()
     }
 
     /// Event time of row `i` (ms).

@@ -69,6 +69,287 @@ pub struct Config {
     /// The Prometheus endpoint of `driftwatch run`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Where the fields are in each label event (models with `quality`).
+    #[serde(default)]
+    pub labels: LabelsConfig,
+}
+
+/// Paths (dot-separated object keys) of the fields in each label event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabelsConfig {
+    /// Path of the model name; `null` with `default_model` (here or under `input`).
+    pub model: Option<String>,
+    /// Model of labels without a model path (default: `input.default_model`).
+    pub default_model: Option<String>,
+    /// Path of the prediction id the label belongs to.
+    pub prediction_id: String,
+    /// Path of the ground truth.
+    pub label: String,
+    /// Path of the label's event time (RFC 3339 string or epoch milliseconds).
+    pub timestamp: String,
+}
+
+impl Default for LabelsConfig {
+    fn default() -> Self {
+        Self {
+            model: Some("model".into()),
+            default_model: None,
+            prediction_id: "prediction_id".into(),
+            label: "label".into(),
+            timestamp: "timestamp".into(),
+        }
+    }
+}
+
+/// What the model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityTask {
+    /// Classes 0 and 1 (also 0.0/1.0 and false/true), with an optional
+    /// positive-class score.
+    BinaryClassification,
+    /// A number.
+    Regression,
+}
+
+/// A model-quality metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityMetric {
+    /// Share of correct predictions.
+    Accuracy,
+    /// tp / (tp + fp).
+    Precision,
+    /// tp / (tp + fn).
+    Recall,
+    /// Harmonic mean of precision and recall.
+    F1,
+    /// Area under the ROC curve of the score.
+    RocAuc,
+    /// Cross-entropy of the score.
+    LogLoss,
+    /// Mean squared error of the score.
+    Brier,
+    /// Mean absolute error.
+    Mae,
+    /// Root mean squared error.
+    Rmse,
+    /// Mean absolute percentage error (a fraction).
+    Mape,
+}
+
+impl QualityMetric {
+    /// Name in outputs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QualityMetric::Accuracy => "accuracy",
+            QualityMetric::Precision => "precision",
+            QualityMetric::Recall => "recall",
+            QualityMetric::F1 => "f1",
+            QualityMetric::RocAuc => "roc_auc",
+            QualityMetric::LogLoss => "log_loss",
+            QualityMetric::Brier => "brier",
+            QualityMetric::Mae => "mae",
+            QualityMetric::Rmse => "rmse",
+            QualityMetric::Mape => "mape",
+        }
+    }
+
+    /// Whether a larger value is a better model.
+    pub fn higher_is_better(self) -> bool {
+        matches!(
+            self,
+            QualityMetric::Accuracy | QualityMetric::Precision | QualityMetric::Recall | QualityMetric::F1 | QualityMetric::RocAuc
+        )
+    }
+
+    /// Whether the metric needs the positive-class score.
+    pub fn needs_score(self) -> bool {
+        matches!(self, QualityMetric::RocAuc | QualityMetric::LogLoss | QualityMetric::Brier)
+    }
+
+    /// Whether the metric belongs to `task`.
+    pub fn fits(self, task: QualityTask) -> bool {
+        match task {
+            QualityTask::BinaryClassification => !matches!(self, QualityMetric::Mae | QualityMetric::Rmse | QualityMetric::Mape),
+            QualityTask::Regression => matches!(self, QualityMetric::Mae | QualityMetric::Rmse | QualityMetric::Mape),
+        }
+    }
+}
+
+/// Columns of the model's reference table that give the reference quality.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityReferenceConfig {
+    /// Ground truth column.
+    pub label: String,
+    /// Predicted class / value column.
+    pub prediction: String,
+    /// Positive-class score column (classification).
+    #[serde(default)]
+    pub score: Option<String>,
+}
+
+/// One quality alert condition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityDetectorConfig {
+    /// The metric.
+    pub metric: QualityMetric,
+    /// Breach below this (metrics where higher is better).
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Breach above this (error metrics: log loss, Brier, MAE, RMSE, MAPE).
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Breach when the value is more than this below the reference's own value.
+    #[serde(default)]
+    pub max_drop: Option<f64>,
+    /// Breach when an error metric is more than this above the reference's own value.
+    #[serde(default)]
+    pub max_rise: Option<f64>,
+}
+
+/// Model quality from delayed labels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityConfig {
+    /// `binary_classification` or `regression`.
+    pub task: QualityTask,
+    /// Path of the predicted class / value in prediction events.
+    pub prediction: String,
+    /// Path of the positive-class score (classification).
+    #[serde(default)]
+    pub score: Option<String>,
+    /// Columns of the model's reference table giving its own quality.
+    #[serde(default)]
+    pub reference: Option<QualityReferenceConfig>,
+    /// Metrics evaluated per window (default: every metric of the task that
+    /// the configured fields allow).
+    #[serde(default)]
+    pub metrics: Option<Vec<QualityMetric>>,
+    /// How long (event time) a prediction waits for its label; a window is
+    /// final when this has passed its end.
+    #[serde(default = "default_label_ttl")]
+    pub label_ttl: HumanDuration,
+    /// How long (event time) a label that came before its prediction is held.
+    #[serde(default = "default_early_label_ttl")]
+    pub early_label_ttl: HumanDuration,
+    /// Predictions held for their labels at most (the oldest are evicted first).
+    #[serde(default = "default_max_pending")]
+    pub max_pending: usize,
+    /// Alert conditions.
+    #[serde(default)]
+    pub detectors: Vec<QualityDetectorConfig>,
+}
+
+fn default_label_ttl() -> HumanDuration {
+    HumanDuration(Duration::from_secs(7 * 24 * 3600))
+}
+
+fn default_early_label_ttl() -> HumanDuration {
+    HumanDuration(Duration::from_secs(3600))
+}
+
+fn default_max_pending() -> usize {
+    1_000_000
+}
+
+/// Upper bound of `quality.max_pending`.
+pub const MAX_PENDING: usize = 100_000_000;
+
+impl QualityConfig {
+    /// The metrics evaluated.
+    pub fn metrics(&self) -> Vec<QualityMetric> {
+        match &self.metrics {
+            Some(m) => m.clone(),
+            None => {
+                use QualityMetric::*;
+                let all = [Accuracy, Precision, Recall, F1, RocAuc, LogLoss, Brier, Mae, Rmse, Mape];
+                all.into_iter().filter(|m| m.fits(self.task) && (self.score.is_some() || !m.needs_score())).collect()
+            }
+        }
+    }
+
+    fn validate(&self, at: &str, has_path_reference: bool) -> Result<(), ConfigError> {
+        if self.prediction.is_empty() {
+            return Err(invalid(format!("{at}.prediction"), "the path of the predicted class or value is required"));
+        }
+        if self.task == QualityTask::Regression && self.score.is_some() {
+            return Err(invalid(format!("{at}.score"), "a regression has no class score"));
+        }
+        if let Some(r) = &self.reference {
+            if !has_path_reference {
+                return Err(invalid(format!("{at}.reference"), "reference quality columns need a `path` reference (a table)"));
+            }
+            if r.score.is_some() && self.score.is_none() {
+                return Err(invalid(format!("{at}.reference.score"), "set `score` (the events' score path) too"));
+            }
+        }
+        let metrics = self.metrics();
+        if metrics.is_empty() {
+            return Err(invalid(format!("{at}.metrics"), "at least one metric is required"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, m) in metrics.iter().enumerate() {
+            let mat = format!("{at}.metrics[{i}]");
+            if !seen.insert(*m) {
+                return Err(invalid(mat, format!("{} is listed twice", m.as_str())));
+            }
+            if !m.fits(self.task) {
+                return Err(invalid(mat, format!("{} is not a metric of {:?}", m.as_str(), self.task).to_lowercase()));
+            }
+            if m.needs_score() && self.score.is_none() {
+                return Err(invalid(mat, format!("{} needs the score: set `score`", m.as_str())));
+            }
+            if m.needs_score() && self.reference.as_ref().is_some_and(|r| r.score.is_none()) {
+                return Err(invalid(mat, format!("{} needs the reference's score column: set `reference.score`", m.as_str())));
+            }
+        }
+        for (name, d) in [("label_ttl", self.label_ttl), ("early_label_ttl", self.early_label_ttl)] {
+            if d.0.is_zero() || d.0 > MAX_DURATION {
+                return Err(invalid(format!("{at}.{name}"), "must be between 1ms and 366d"));
+            }
+        }
+        if self.max_pending == 0 || self.max_pending > MAX_PENDING {
+            return Err(invalid(format!("{at}.max_pending"), format!("must be between 1 and {MAX_PENDING}")));
+        }
+        let mut bounded = std::collections::HashSet::new();
+        for (k, d) in self.detectors.iter().enumerate() {
+            let dat = format!("{at}.detectors[{k}]");
+            if !metrics.contains(&d.metric) {
+                return Err(invalid(format!("{dat}.metric"), format!("{} is not among the evaluated metrics", d.metric.as_str())));
+            }
+            if !bounded.insert(d.metric) {
+                return Err(invalid(
+                    format!("{dat}.metric"),
+                    format!("{} has a detector already (one bound per metric)", d.metric.as_str()),
+                ));
+            }
+            let set = [d.min, d.max, d.max_drop, d.max_rise];
+            if set.iter().flatten().count() != 1 {
+                return Err(invalid(dat, "set exactly one of `min`, `max`, `max_drop`, `max_rise`"));
+            }
+            if set.iter().flatten().any(|v| !v.is_finite() || (*v < 0.0)) {
+                return Err(invalid(dat, "the bound must be a finite number ≥ 0"));
+            }
+            let higher = d.metric.higher_is_better();
+            if higher && (d.max.is_some() || d.max_rise.is_some()) {
+                return Err(invalid(dat, format!("{} is better when higher: use `min` or `max_drop`", d.metric.as_str())));
+            }
+            if !higher && (d.min.is_some() || d.max_drop.is_some()) {
+                return Err(invalid(dat, format!("{} is an error (better when lower): use `max` or `max_rise`", d.metric.as_str())));
+            }
+            if (d.max_drop.is_some() || d.max_rise.is_some()) && self.reference.is_none() {
+                return Err(invalid(
+                    dat,
+                    "a bound relative to the reference needs `reference` (the reference table's label and prediction columns)",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A live source.
@@ -196,6 +477,9 @@ pub struct ModelConfig {
     /// Debounce, recovery and rate limiting of drift events.
     #[serde(default)]
     pub alerting: AlertingConfig,
+    /// Model quality from delayed labels.
+    #[serde(default)]
+    pub quality: Option<QualityConfig>,
 }
 
 /// The reference: a file (Parquet, CSV, JSONL) with optional SQL, a prebuilt
@@ -656,6 +940,25 @@ impl Config {
                 return Err(invalid("input.default_model", format!("no model named {d:?}")));
             }
         }
+        if let Some(d) = &self.labels.default_model {
+            if !names.contains(d.as_str()) {
+                return Err(invalid("labels.default_model", format!("no model named {d:?}")));
+            }
+        }
+        if self.models.iter().any(|m| m.quality.is_some()) {
+            if self.input.prediction_id.is_none() {
+                return Err(invalid("input.prediction_id", "models with `quality` join labels by prediction id: set its path"));
+            }
+            let l = &self.labels;
+            if l.model.is_none() && l.default_model.is_none() && self.input.default_model.is_none() {
+                return Err(invalid("labels.model", "set a model path, or `default_model` for single-model labels"));
+            }
+            for (key, path) in [("prediction_id", &l.prediction_id), ("label", &l.label), ("timestamp", &l.timestamp)] {
+                if path.is_empty() {
+                    return Err(invalid(format!("labels.{key}"), "must be a path"));
+                }
+            }
+        }
         if let Some(SourceConfig::Kafka(k)) = &self.source {
             k.validate().map_err(|e| invalid("source", e.to_string()))?;
         }
@@ -768,6 +1071,9 @@ impl ModelConfig {
             if !(s > 0.0 && s <= 1.0) {
                 return Err(invalid(format!("{at}.alerting.dataset_drift_share"), "must be in (0, 1]"));
             }
+        }
+        if let Some(q) = &self.quality {
+            q.validate(&format!("{at}.quality"), self.reference.path.is_some())?;
         }
         Ok(())
     }

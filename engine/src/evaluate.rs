@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::batch::{ModelRows, RowColumn};
 use crate::config::{Correction, KsMode, Metric, WindowSpec};
 use crate::model::{Column, ColumnProfile, ColumnReference, ModelPlan, ModelProfile};
+use crate::quality::{LabelFeed, QualityState};
 use crate::source::ColumnData;
 use crate::{Error, Result};
 
@@ -159,6 +160,9 @@ pub struct DriftEvent {
     /// `drift` or `resolved`.
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// What drifted, for model quality: `quality` (feature and dataset drift leave it out).
+    #[serde(rename = "kind", skip_serializing_if = "Option::is_none")]
+    pub signal: Option<&'static str>,
     /// Model name.
     pub model: String,
     /// Model version of the window's last event.
@@ -186,14 +190,14 @@ pub struct DriftEvent {
 }
 
 #[derive(Debug, Clone, Default)]
-struct DriftState {
-    drifting: bool,
+pub(crate) struct DriftState {
+    pub(crate) drifting: bool,
     breaches: u32,
     cleans: u32,
     candidate_start: i64,
     /// Event time (ms) of the window where the candidate episode started.
     candidate_start_ms: Option<i64>,
-    episode_start: i64,
+    pub(crate) episode_start: i64,
     /// Whether this episode's drift event was emitted (not suppressed by cooldown).
     announced: bool,
     last_announced_ms: Option<i64>,
@@ -210,6 +214,8 @@ pub struct Outcome {
     pub suppressed: u64,
     /// Seconds from each window's close (its last pane completed) to its evaluation done.
     pub window_seconds: Vec<f64>,
+    /// Model-quality evaluations.
+    pub quality: Vec<crate::quality::QualityEvaluation>,
 }
 
 /// Counters of one model's windows.
@@ -249,6 +255,8 @@ pub struct ModelState {
     max_ts: Option<i64>,
     states: Vec<DriftState>,
     dataset: DriftState,
+    /// Model quality, when configured.
+    quality: Option<QualityState>,
     /// Counters.
     pub counters: ModelCounters,
 }
@@ -271,6 +279,7 @@ impl ModelState {
             max_ts: None,
             states,
             dataset: DriftState::default(),
+            quality: None,
             counters: ModelCounters::default(),
         }
     }
@@ -285,10 +294,31 @@ impl ModelState {
         &self.plan
     }
 
+    /// Adds the model's quality stage.
+    pub fn set_quality(&mut self, quality: QualityState) {
+        self.quality = Some(quality);
+    }
+
+    /// The quality stage, when configured.
+    pub fn quality(&self) -> Option<&QualityState> {
+        self.quality.as_ref()
+    }
+
+    /// Applies every remaining label of this model (the predictions have ended).
+    pub fn drain_labels(&mut self, labels: &mut dyn LabelFeed, out: &mut Outcome) -> Result<()> {
+        if let Some(q) = &mut self.quality {
+            while let Some(l) = labels.next_before(self.plan.index, None)? {
+                q.label(&l, out)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes held by open panes and the window.
     pub fn size_bytes(&self) -> usize {
         let cols = |c: &[ColumnState]| c.iter().map(ColumnState::size_bytes).sum::<usize>();
-        self.open.values().map(|p| cols(&p.columns)).sum::<usize>()
+        self.quality.as_ref().map_or(0, QualityState::size_bytes)
+            + self.open.values().map(|p| cols(&p.columns)).sum::<usize>()
             + self.ring.iter().map(|p| cols(&p.columns)).sum::<usize>()
             + self.running.as_deref().map_or(0, cols)
     }
@@ -345,7 +375,9 @@ impl ModelState {
     ///
     /// Rows are grouped into runs that go to the same pane with nothing to
     /// complete in between; each run updates one column at a time.
-    pub fn apply_rows(&mut self, rows: &ModelRows, out: &mut Outcome) -> Result<()> {
+    /// Labels of this model that come before a row (by event time) are
+    /// taken from `labels` and applied first.
+    pub fn apply_rows(&mut self, rows: &ModelRows, out: &mut Outcome, labels: &mut dyn LabelFeed) -> Result<()> {
         let mut i = 0;
         if self.reference.is_none() && !rows.is_empty() {
             let wanted = self.plan.baseline_events.unwrap_or(0).saturating_sub(self.baseline_rows);
@@ -365,7 +397,7 @@ impl ModelState {
                 WindowSpec::Count { slide, .. } => (self.windowed / slide) as i64,
                 WindowSpec::Time { slide_ms, lateness_ms, .. } => {
                     let Some(t) = ts else {
-                        self.flush_run(rows, run_start..i, run_pane)?;
+                        self.flush_run(rows, run_start..i, run_pane, out, labels)?;
                         self.counters.missing_timestamp += 1;
                         i += 1;
                         run_start = i;
@@ -375,7 +407,7 @@ impl ModelState {
                     let watermark = self.max_ts.map(|m| m.saturating_sub(lateness_ms as i64));
                     let pane_end = (pane_id + 1).saturating_mul(slide_ms as i64);
                     if watermark.is_some_and(|w| pane_end <= w) || self.next_pane.is_some_and(|n| pane_id < n) {
-                        self.flush_run(rows, run_start..i, run_pane)?;
+                        self.flush_run(rows, run_start..i, run_pane, out, labels)?;
                         self.counters.late += 1;
                         i += 1;
                         run_start = i;
@@ -385,7 +417,7 @@ impl ModelState {
                 }
             };
             if run_start < i && pane_id != run_pane {
-                self.flush_run(rows, run_start..i, run_pane)?;
+                self.flush_run(rows, run_start..i, run_pane, out, labels)?;
                 run_start = i;
             }
             run_pane = pane_id;
@@ -395,7 +427,7 @@ impl ModelState {
                 WindowSpec::Count { slide, .. } => {
                     self.windowed += 1;
                     if self.windowed.is_multiple_of(slide) {
-                        self.flush_run(rows, run_start..i, run_pane)?;
+                        self.flush_run(rows, run_start..i, run_pane, out, labels)?;
                         run_start = i;
                         self.complete_through(pane_id, out)?;
                     }
@@ -408,20 +440,40 @@ impl ModelState {
                     let last_closed = watermark.div_euclid(slide_ms as i64) - 1;
                     let first_open = self.open.keys().next().copied().map_or(run_pane, |f| f.min(run_pane));
                     if first_open <= last_closed {
-                        self.flush_run(rows, run_start..i, run_pane)?;
+                        self.flush_run(rows, run_start..i, run_pane, out, labels)?;
                         run_start = i;
                         self.complete_through(last_closed, out)?;
                     }
                 }
             }
         }
-        self.flush_run(rows, run_start..i, run_pane)
+        self.flush_run(rows, run_start..i, run_pane, out, labels)
     }
 
     /// Adds rows `range` (all in pane `pane_id`) to that pane.
-    fn flush_run(&mut self, rows: &ModelRows, range: Range<usize>, pane_id: i64) -> Result<()> {
+    fn flush_run(
+        &mut self,
+        rows: &ModelRows,
+        range: Range<usize>,
+        pane_id: i64,
+        out: &mut Outcome,
+        labels: &mut dyn LabelFeed,
+    ) -> Result<()> {
         if range.is_empty() {
             return Ok(());
+        }
+        if let (Some(q), Some(qrows)) = (&mut self.quality, rows.quality()) {
+            for j in range.clone() {
+                let ts = rows.ts(j);
+                if let Some(t) = ts {
+                    while let Some(l) = labels.next_before(self.plan.index, Some(t))? {
+                        q.label(&l, out)?;
+                    }
+                }
+                if let Some(id) = qrows.id(rows, j) {
+                    q.predict(id, pane_id, ts, qrows.predicted[j], qrows.score[j], out)?;
+                }
+            }
         }
         if !self.open.contains_key(&pane_id) {
             let columns = self.pane_columns()?;
@@ -581,9 +633,22 @@ impl ModelState {
             }
             self.ring.push_back(pane);
         }
-        if self.ring.len() as u64 == self.plan.window_panes() {
+        let full = self.ring.len() as u64 == self.plan.window_panes();
+        if full {
             self.evaluate(out)?;
             out.window_seconds.push(closed.elapsed().as_secs_f64());
+        }
+        if self.quality.is_some() {
+            let last = self.ring.back().ok_or_else(|| Error::Internal("pane vanished".into()))?;
+            let (id, end_ms) = match self.plan.window {
+                WindowSpec::Count { .. } => (last.id, last.max_ts),
+                WindowSpec::Time { slide_ms, .. } => (last.id, Some((last.id + 1).saturating_mul(slide_ms as i64))),
+            };
+            let bounds = self.bounds();
+            let window = (full && bounds.count > 0).then(|| (bounds, self.ring.iter().rev().find_map(|p| p.last_version.clone())));
+            if let Some(q) = &mut self.quality {
+                q.pane_completed(id, end_ms, window, out)?;
+            }
         }
         Ok(())
     }
@@ -735,6 +800,7 @@ impl ModelState {
                 let mk = |kind: &'static str, id_suffix: &str, state: &DriftState| DriftEvent {
                     event_id: event_id(key.0, key.1, key.2, state.episode_start, id_suffix),
                     kind,
+                    signal: None,
                     model: plan.name.clone(),
                     model_version: version.clone(),
                     feature: col.name.clone(),
@@ -786,6 +852,7 @@ impl ModelState {
             let mk = |kind: &'static str, state: &DriftState| DriftEvent {
                 event_id: event_id(&plan.name, "*", "dataset", state.episode_start, kind),
                 kind,
+                signal: None,
                 model: plan.name.clone(),
                 model_version: version.clone(),
                 feature: "*".into(),
@@ -817,6 +884,9 @@ impl ModelState {
             if let Some((&last, _)) = self.open.iter().next_back() {
                 self.complete_through(last, out)?;
             }
+        }
+        if let Some(q) = &mut self.quality {
+            q.finish(out)?;
         }
         Ok(())
     }
@@ -899,7 +969,7 @@ fn correct(correction: Correction, results: &[Option<Computed>]) -> Vec<Option<f
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Transition {
+pub(crate) enum Transition {
     None,
     Drift,
     Resolved,
@@ -921,7 +991,7 @@ fn step(state: &mut DriftState, breach: bool, defined: bool, at: i64, now_ms: Op
 /// tracked (state `drifting`) but neither its drift nor its resolution is sent.
 /// An evaluation without a value (insufficient data) changes nothing.
 #[allow(clippy::too_many_arguments)]
-fn step_with(
+pub(crate) fn step_with(
     state: &mut DriftState,
     breach: bool,
     defined: bool,
@@ -984,7 +1054,7 @@ fn step_with(
 }
 
 /// A stable id: the first 16 bytes of SHA-256 over the key and episode start.
-fn event_id(model: &str, feature: &str, metric: &str, episode_start: i64, kind: &str) -> String {
+pub(crate) fn event_id(model: &str, feature: &str, metric: &str, episode_start: i64, kind: &str) -> String {
     let mut h = Sha256::new();
     for part in [model, feature, metric, kind] {
         h.update((part.len() as u64).to_le_bytes());
@@ -994,7 +1064,7 @@ fn event_id(model: &str, feature: &str, metric: &str, episode_start: i64, kind: 
     h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn rfc3339(ms: Option<i64>) -> String {
+pub(crate) fn rfc3339(ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default()
 }
 

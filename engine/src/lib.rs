@@ -14,11 +14,13 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod evaluate;
+pub mod labels;
 pub mod live;
 pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod quality;
 pub mod source;
 
 pub use error::{Error, Result};

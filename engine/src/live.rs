@@ -36,7 +36,7 @@ use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::decode::Decoder;
 use crate::evaluate::{ModelState, Outcome};
 use crate::metrics::EngineMetrics;
-use crate::model::{build_references, Plan};
+use crate::model::Plan;
 use crate::pipeline::{create_output, Batch, BatchPool, Decoded, Shards};
 use crate::{Error, Result};
 
@@ -126,8 +126,14 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     };
     let plan = Arc::new(Plan::new(config)?);
     let decoder = Arc::new(Decoder::new(&plan.decoder)?);
-    let references = build_references(config, &plan)?;
-    let mut models: Vec<ModelState> = plan.models.iter().cloned().zip(references).map(|(p, r)| ModelState::new(p, r)).collect();
+    if let Some(m) = config.models.iter().find(|m| m.quality.is_some()) {
+        return Err(Error::Usage(format!(
+            "model {:?} has `quality`, and `driftwatch run` does not consume labels yet (no `source.label_topics`): \
+             evaluate quality with `driftwatch replay --labels`, or leave `quality` out of the live configuration",
+            m.name
+        )));
+    }
+    let mut models: Vec<ModelState> = crate::pipeline::model_states(config, &plan)?;
     let shard_count = options.shards.unwrap_or_else(|| config.engine.shard_count()).max(1);
     let batch_events = config.engine.batch_events;
     let max = config.engine.max_event_bytes;
@@ -416,7 +422,7 @@ impl WindowStage<'_> {
         let latency = self.metrics.event_latency.local();
         for (model, rows) in models.iter_mut().zip(&d.rows) {
             let Some(rows) = rows else { continue };
-            model.apply_rows(rows, outcome)?;
+            model.apply_rows(rows, outcome, &mut crate::quality::NoLabels)?;
             let suppressed = std::mem::take(&mut outcome.suppressed);
             if suppressed > 0 {
                 self.metrics.suppressed.with_label_values(&[&model.plan().name]).inc_by(suppressed);

@@ -12,8 +12,8 @@ use driftwatch_detectors::sketch::{CategoryCounts, Sketch};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    split_path, AlertingConfig, Config, Correction, FeatureType, KsMode, Metric, ModelConfig, WindowSpec, DEFAULT_EXACT_MAX,
-    DEFAULT_MAX_CATEGORIES,
+    split_path, AlertingConfig, Config, Correction, FeatureType, KsMode, Metric, ModelConfig, QualityMetric, QualityReferenceConfig,
+    QualityTask, WindowSpec, DEFAULT_EXACT_MAX, DEFAULT_MAX_CATEGORIES,
 };
 use crate::decode::DecoderSpec;
 use crate::source::{self, ColumnData, ColumnKind, ColumnRequest, TableSource};
@@ -59,6 +59,8 @@ pub struct DetectorPlan {
 pub struct ModelPlan {
     /// The model's name.
     pub name: String,
+    /// Its position among the configured models.
+    pub index: usize,
     /// Pane structure of its window.
     pub window: WindowSpec,
     /// Monitored columns: features, then the prediction.
@@ -75,6 +77,53 @@ pub struct ModelPlan {
     pub reference_sketch: NumericSketchConfig,
     /// First N events as the reference, if configured.
     pub baseline_events: Option<u64>,
+    /// Model quality from delayed labels, if configured.
+    pub quality: Option<QualityPlan>,
+}
+
+/// One quality alert condition, compiled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum QualityBound {
+    /// Breach below this value.
+    Min(f64),
+    /// Breach above this value.
+    Max(f64),
+    /// Breach more than this below the reference's value.
+    MaxDrop(f64),
+    /// Breach more than this above the reference's value.
+    MaxRise(f64),
+}
+
+/// Model quality, compiled.
+#[derive(Debug, Clone)]
+pub struct QualityPlan {
+    /// Classification or regression.
+    pub task: QualityTask,
+    /// Decoder slot of the predicted class / value.
+    pub prediction_slot: usize,
+    /// Decoder slot of the score.
+    pub score_slot: Option<usize>,
+    /// Metrics in output order.
+    pub metrics: Vec<QualityMetric>,
+    /// Alert conditions, per metric (indexed like `metrics`).
+    pub bounds: Vec<Option<QualityBound>>,
+    /// Label TTL in event-time milliseconds.
+    pub label_ttl_ms: i64,
+    /// Early-label TTL in event-time milliseconds.
+    pub early_label_ttl_ms: i64,
+    /// Bound of the join store.
+    pub max_pending: usize,
+    /// Reference table columns giving the reference quality.
+    pub reference: Option<QualityReferenceConfig>,
+}
+
+/// How label events are decoded.
+#[derive(Debug, Clone)]
+pub struct LabelPlan {
+    /// What the label decoder extracts (slot 0: the label).
+    pub decoder: DecoderSpec,
+    /// Model of labels without a model field.
+    pub default_model: Option<usize>,
 }
 
 /// The whole configuration, compiled.
@@ -88,6 +137,8 @@ pub struct Plan {
     pub by_name: HashMap<String, usize>,
     /// Model of events without a model field.
     pub default_model: Option<usize>,
+    /// Label decoding, when a model has `quality`.
+    pub labels: Option<LabelPlan>,
 }
 
 impl Plan {
@@ -132,7 +183,33 @@ impl Plan {
                     max_categories: DEFAULT_MAX_CATEGORIES,
                 });
             }
-            models.push(ModelPlan::new(m, columns)?);
+            let quality = m.quality.as_ref().map(|q| QualityPlan {
+                task: q.task,
+                prediction_slot: slot_of(split_path(&q.prediction)),
+                score_slot: q.score.as_deref().map(|s| slot_of(split_path(s))),
+                metrics: q.metrics(),
+                bounds: q
+                    .metrics()
+                    .iter()
+                    .map(|metric| {
+                        q.detectors.iter().find(|d| d.metric == *metric).and_then(|d| {
+                            d.min
+                                .map(QualityBound::Min)
+                                .or(d.max.map(QualityBound::Max))
+                                .or(d.max_drop.map(QualityBound::MaxDrop))
+                                .or(d.max_rise.map(QualityBound::MaxRise))
+                        })
+                    })
+                    .collect(),
+                label_ttl_ms: q.label_ttl.0.as_millis().min(i64::MAX as u128) as i64,
+                early_label_ttl_ms: q.early_label_ttl.0.as_millis().min(i64::MAX as u128) as i64,
+                max_pending: q.max_pending,
+                reference: q.reference.clone(),
+            });
+            let mut plan = ModelPlan::new(m, columns)?;
+            plan.quality = quality;
+            plan.index = models.len();
+            models.push(plan);
         }
         let path = |p: &Option<String>| p.as_deref().map(split_path);
         let decoder = DecoderSpec {
@@ -145,7 +222,21 @@ impl Plan {
         };
         let by_name: HashMap<String, usize> = models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
         let default_model = config.input.default_model.as_ref().and_then(|d| by_name.get(d).copied());
-        Ok(Self { decoder, models, by_name, default_model })
+        let labels = models.iter().any(|m| m.quality.is_some()).then(|| {
+            let l = &config.labels;
+            LabelPlan {
+                decoder: DecoderSpec {
+                    model: l.model.as_deref().map(split_path),
+                    model_version: None,
+                    prediction_id: Some(split_path(&l.prediction_id)),
+                    timestamp: Some(split_path(&l.timestamp)),
+                    slots: vec![split_path(&l.label)],
+                    max_event_bytes: config.engine.max_event_bytes,
+                },
+                default_model: l.default_model.as_ref().or(config.input.default_model.as_ref()).and_then(|d| by_name.get(d).copied()),
+            }
+        });
+        Ok(Self { decoder, models, by_name, default_model, labels })
     }
 }
 
@@ -184,6 +275,7 @@ impl ModelPlan {
         let base = NumericSketchConfig { bins: m.bins(), quantile_sketch: sketch_needed, ..NumericSketchConfig::default() };
         Ok(Self {
             name: m.name.clone(),
+            index: 0,
             window,
             columns,
             detectors,
@@ -192,6 +284,7 @@ impl ModelPlan {
             window_sketch: NumericSketchConfig { exact_capacity: if raw_needed { exact_max } else { 0 }, ..base },
             reference_sketch: NumericSketchConfig { exact_capacity: if raw_needed { REFERENCE_EXACT_MAX } else { 0 }, ..base },
             baseline_events: m.reference.baseline_events,
+            quality: None,
         })
     }
 
@@ -420,4 +513,88 @@ pub fn build_references(config: &Config, plan: &Plan) -> Result<Vec<Option<Model
         out.push(profile);
     }
     Ok(out)
+}
+
+/// The reference's own quality for every model with `quality.reference`
+/// (per metric, in the plan's order; empty for other models), read from the
+/// model's reference table through DataFusion.
+pub fn build_reference_quality(config: &Config, plan: &Plan) -> Result<Vec<Vec<Option<f64>>>> {
+    let mut out = Vec::new();
+    for (m, mp) in config.models.iter().zip(&plan.models) {
+        let (Some(q), Some(path)) = (&mp.quality, &m.reference.path) else {
+            out.push(Vec::new());
+            continue;
+        };
+        let Some(r) = &q.reference else {
+            out.push(Vec::new());
+            continue;
+        };
+        let source = TableSource { path: path.clone(), format: m.reference.format, sql: m.reference.sql.clone() };
+        out.push(reference_quality_of(&m.name, q.task, &q.metrics, r, &source)?);
+    }
+    Ok(out)
+}
+
+fn reference_quality_of(
+    model: &str,
+    task: QualityTask,
+    metrics: &[QualityMetric],
+    r: &QualityReferenceConfig,
+    source: &TableSource,
+) -> Result<Vec<Option<f64>>> {
+    let bad = |message: String| Error::Reference { model: model.to_owned(), message };
+    let class_or_value = |name: &str| match task {
+        // Classes are read as text so that 0/1, 0.0/1.0 and false/true all work.
+        QualityTask::BinaryClassification => ColumnRequest::categorical(name),
+        QualityTask::Regression => ColumnRequest::numeric(name),
+    };
+    let mut request = vec![class_or_value(&r.label), class_or_value(&r.prediction)];
+    request.extend(r.score.as_deref().map(ColumnRequest::numeric));
+    let table = source::read_columns(source, &request)?;
+    let column = |i: usize, name: &str| -> Result<Vec<f64>> {
+        match &table.columns[i] {
+            ColumnData::Numeric(values) => values
+                .iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    v.filter(|x| x.is_finite()).ok_or_else(|| bad(format!("column {name:?} row {}: not a finite number", row + 1)))
+                })
+                .collect(),
+            ColumnData::Categorical(values) => values
+                .iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    v.as_deref().and_then(binary_class).ok_or_else(|| {
+                        bad(format!("column {name:?} row {}: {v:?} is not a binary class (0/1, 0.0/1.0, false/true)", row + 1))
+                    })
+                })
+                .collect(),
+        }
+    };
+    let labels = column(0, &r.label)?;
+    let predicted = column(1, &r.prediction)?;
+    let scores = match &r.score {
+        Some(name) => {
+            let s = column(2, name)?;
+            if let Some(row) = s.iter().position(|x| !(0.0..=1.0).contains(x)) {
+                return Err(bad(format!("column {name:?} row {}: scores are probabilities in [0, 1]", row + 1)));
+            }
+            s
+        }
+        None => predicted.clone(),
+    };
+    if labels.is_empty() {
+        return Err(bad("the reference table has no rows for its quality".into()));
+    }
+    let pairs: Vec<(f64, f64, f64)> = labels.into_iter().zip(predicted).zip(scores).map(|((l, p), s)| (l, p, s)).collect();
+    crate::quality::reference_quality(task, metrics, &pairs)
+}
+
+/// A binary class written as text: `0`/`1`, `0.0`/`1.0`, `false`/`true`.
+pub fn binary_class(s: &str) -> Option<f64> {
+    match s {
+        "0" | "0.0" | "false" | "False" => Some(0.0),
+        "1" | "1.0" | "true" | "True" => Some(1.0),
+        _ => None,
+    }
 }

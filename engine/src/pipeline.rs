@@ -16,10 +16,12 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 
 use crate::batch::{integer_category, ModelRows, Recycler, RowsPool};
-use crate::config::{Config, FeatureType};
+use crate::config::{Config, FeatureType, QualityTask};
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
 use crate::evaluate::{ModelCounters, ModelState, Outcome};
-use crate::model::{build_references, Plan};
+use crate::labels::ReplayLabels;
+use crate::model::{binary_class, build_reference_quality, build_references, Plan, QualityPlan};
+use crate::quality::{LabelFeed, NoLabels, QualityCounters, QualityState};
 use crate::source::{self, FileFormat};
 use crate::{Error, Result};
 
@@ -198,6 +200,8 @@ pub struct DeadLetter {
     pub position: Option<(u32, i64)>,
     /// Whether the rest of the event was still used (`wrong_type` on one feature).
     pub partially_used: bool,
+    /// `labels` for a label event (predictions leave it out).
+    pub input: Option<&'static str>,
 }
 
 impl Serialize for DeadLetter {
@@ -205,7 +209,7 @@ impl Serialize for DeadLetter {
         use base64::Engine as _;
         use serde::ser::SerializeStruct as _;
         let text = std::str::from_utf8(&self.payload).ok();
-        let mut out = s.serialize_struct("DeadLetter", if text.is_some() { 5 } else { 6 })?;
+        let mut out = s.serialize_struct("DeadLetter", if text.is_some() { 5 } else { 6 } + usize::from(self.input.is_some()))?;
         out.serialize_field("line", &self.line)?;
         out.serialize_field("reason", self.reason)?;
         out.serialize_field("detail", &self.detail)?;
@@ -217,6 +221,9 @@ impl Serialize for DeadLetter {
             }
         }
         out.serialize_field("partially_used", &self.partially_used)?;
+        if let Some(input) = self.input {
+            out.serialize_field("input", input)?;
+        }
         out.end()
     }
 }
@@ -266,6 +273,70 @@ pub struct Report {
     pub sketch_bytes: u64,
     /// Peak resident memory of the process (Linux `VmHWM`), if known.
     pub peak_rss_bytes: Option<u64>,
+    /// The label join, when a model has `quality`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelsReport>,
+    #[serde(skip)]
+    label_dead_letters: u64,
+}
+
+/// What the label join did.
+#[derive(Debug, Default, Serialize)]
+pub struct LabelsReport {
+    /// Label events read.
+    pub read: u64,
+    /// Label events refused (dead letters, counted per reason with the rest).
+    pub dead_letters: u64,
+    /// Per model: the join's outcomes and what it holds at the end.
+    pub models: BTreeMap<String, QualityCounters>,
+    /// Label delay (label time − prediction time) over every joined label, in seconds.
+    pub delay_seconds: Option<DelayPercentiles>,
+}
+
+/// Percentiles of the label delay, in seconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DelayPercentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl DelayPercentiles {
+    /// From a histogram of delays in milliseconds (`None` when empty).
+    pub fn from_histogram(h: &hdrhistogram::Histogram<u64>) -> Option<Self> {
+        if h.is_empty() {
+            return None;
+        }
+        let s = |ms: u64| ms as f64 / 1000.0;
+        Some(Self {
+            p50: s(h.value_at_quantile(0.5)),
+            p90: s(h.value_at_quantile(0.9)),
+            p99: s(h.value_at_quantile(0.99)),
+            max: s(h.max()),
+        })
+    }
+}
+
+/// The join report of `models` (`None` when none has quality).
+pub fn labels_report(models: &[ModelState], read: u64, dead_letters: u64) -> Result<Option<LabelsReport>> {
+    let mut delays: Option<hdrhistogram::Histogram<u64>> = None;
+    let mut report = LabelsReport { read, dead_letters, ..LabelsReport::default() };
+    for m in models {
+        let Some(q) = m.quality() else { continue };
+        report.models.insert(m.plan().name.clone(), q.counters());
+        match &mut delays {
+            None => delays = Some(q.delays().clone()),
+            Some(d) => d.add(q.delays()).map_err(|e| Error::Internal(format!("label delay histograms: {e}")))?,
+        }
+    }
+    let Some(delays) = delays else { return Ok(None) };
+    report.delay_seconds = DelayPercentiles::from_histogram(&delays);
+    Ok(Some(report))
 }
 
 /// Where replay writes.
@@ -388,6 +459,7 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
             payload: bytes.to_vec(),
             position: batch.partitions.get(i).map(|&slot| (slot, line as i64)),
             partially_used,
+            input: None,
         };
         if let Some(len) = oversize.get(&i) {
             dead.push(dead_letter("oversize", format!("{len} bytes, limit {}", plan.decoder.max_event_bytes), false));
@@ -457,7 +529,23 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
                     }
                 }
             }
-            if !wrong.is_empty() || !not_integers.is_empty() {
+            let mut quality_problem: Option<(&'static str, String)> = None;
+            if let Some(q) = &mp.quality {
+                let (joinable, predicted, score) = quality_fields(q, &ev);
+                match (&ev.prediction_id, joinable) {
+                    (Some(id), Ok(())) => rows.push_quality(Some(id.as_ref()), predicted, score),
+                    (_, Err(problem)) => {
+                        rows.push_quality(None, f64::NAN, f64::NAN);
+                        quality_problem = Some(("wrong_type", problem));
+                    }
+                    (None, Ok(())) => {
+                        rows.push_quality(None, f64::NAN, f64::NAN);
+                        quality_problem =
+                            Some(("missing_prediction_id", "no prediction id: the prediction cannot be joined with its label".into()));
+                    }
+                }
+            }
+            if !wrong.is_empty() || !not_integers.is_empty() || quality_problem.is_some() {
                 let mut detail = String::new();
                 if !wrong.is_empty() {
                     detail = format!("unexpected type for {}", wrong.join(", "));
@@ -471,7 +559,16 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
                         not_integers.join(", ")
                     ));
                 }
-                dead.push(dead_letter("wrong_type", detail, true));
+                let mut reason = "wrong_type";
+                if let Some((why, problem)) = quality_problem {
+                    if detail.is_empty() {
+                        reason = why;
+                    } else {
+                        detail.push_str("; ");
+                    }
+                    detail.push_str(&problem);
+                }
+                dead.push(dead_letter(reason, detail, true));
             }
         }
     }
@@ -489,6 +586,30 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
         }
     }
     Decoded { seq: batch.seq, positions, rows: per_model, dead, decode_seconds: started.elapsed().as_secs_f64() }
+}
+
+/// The predicted class or value and the score of a prediction event
+/// (`Err`: why it cannot be joined).
+fn quality_fields(q: &QualityPlan, ev: &DecodedEvent<'_>) -> (std::result::Result<(), String>, f64, f64) {
+    let predicted = match (q.task, &ev.values[q.prediction_slot]) {
+        (QualityTask::Regression, SlotValue::Number(x)) => Ok(*x),
+        (QualityTask::BinaryClassification, SlotValue::Number(x)) if *x == 0.0 || *x == 1.0 => Ok(*x),
+        (QualityTask::BinaryClassification, SlotValue::Bool(b)) => Ok(f64::from(u8::from(*b))),
+        (QualityTask::BinaryClassification, SlotValue::Text(t)) if binary_class(t).is_some() => Ok(binary_class(t).unwrap_or(0.0)),
+        (_, SlotValue::Missing | SlotValue::Null) => Err("no predicted value for the quality join".to_owned()),
+        (QualityTask::BinaryClassification, _) => Err("the predicted class is not 0/1 or false/true".to_owned()),
+        (QualityTask::Regression, _) => Err("the predicted value is not a number".to_owned()),
+    };
+    let score = match q.score_slot.map(|slot| &ev.values[slot]) {
+        None => predicted.clone(),
+        Some(SlotValue::Number(x)) if (0.0..=1.0).contains(x) => Ok(*x),
+        Some(SlotValue::Missing | SlotValue::Null) => Err("no score for the quality join".to_owned()),
+        Some(_) => Err("the score is not a probability in [0, 1]".to_owned()),
+    };
+    match (predicted, score) {
+        (Ok(p), Ok(s)) => (Ok(()), p, s),
+        (Err(e), _) | (_, Err(e)) => (Err(e), f64::NAN, f64::NAN),
+    }
 }
 
 /// Reads JSONL into batches; a line longer than `max` is cut there, the
@@ -649,12 +770,18 @@ pub fn input_format(path: &Path) -> Result<FileFormat> {
 /// Replays a file through the engine: every evaluation, drift event and dead
 /// letter is written to `outputs`. The same input gives byte-identical
 /// output whatever the shard count.
-pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Option<usize>) -> Result<Report> {
+///
+/// With `labels` (a file of label events), models with `quality` join them
+/// with their predictions, merged in event-time order.
+pub fn replay(config: &Config, input: &Path, labels: Option<&Path>, mut outputs: Outputs, shards: Option<usize>) -> Result<Report> {
     let started = Instant::now();
     let plan = Arc::new(Plan::new(config)?);
     let decoder = Arc::new(Decoder::new(&plan.decoder)?);
-    let references = build_references(config, &plan)?;
-    let mut models: Vec<ModelState> = plan.models.iter().cloned().zip(references).map(|(p, r)| ModelState::new(p, r)).collect();
+    let mut models = model_states(config, &plan)?;
+    let mut label_feed = match labels {
+        Some(path) => Some(ReplayLabels::start(&plan, path)?),
+        None => None,
+    };
     let shard_count = shards.unwrap_or_else(|| config.engine.shard_count()).max(1);
     let format = input_format(input)?;
     let batch_events = config.engine.batch_events;
@@ -712,7 +839,16 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
         while let Some(d) = pending.remove(&next) {
             next += 1;
             if result.is_ok() {
-                result = apply_batch(d, &mut models, &mut outputs, &mut outcome, &mut report, &rows_pool);
+                let feed: &mut dyn LabelFeed = match &mut label_feed {
+                    Some(f) => f,
+                    None => &mut NoLabels,
+                };
+                result = apply_batch(d, &mut models, &mut outputs, &mut outcome, &mut report, &rows_pool, feed);
+                if let Some(f) = &mut label_feed {
+                    if result.is_ok() {
+                        result = write_label_dead_letters(f, &mut outputs, &mut report);
+                    }
+                }
             }
         }
         if result.is_err() {
@@ -728,10 +864,19 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
     let Lines { lines, blank } = lines?;
     report.events_read = lines - blank;
     report.blank_lines = blank;
+    if let Some(f) = &mut label_feed {
+        for m in &mut models {
+            m.drain_labels(f, &mut outcome)?;
+        }
+        write_label_dead_letters(f, &mut outputs, &mut report)?;
+        f.finish()?;
+    }
     for m in &mut models {
         m.finish(&mut outcome)?;
     }
     flush_outcome(&mut outcome, &mut outputs, &mut report)?;
+    let (read, dead) = label_feed.as_ref().map_or((0, 0), |f| (f.read, report_label_dead(&report)));
+    report.labels = labels_report(&models, read, dead)?;
     for w in [&mut outputs.evaluations, &mut outputs.events, &mut outputs.dead_letter].into_iter().flatten() {
         w.flush().map_err(|e| Error::io(Path::new("output"), e))?;
     }
@@ -745,6 +890,38 @@ pub fn replay(config: &Config, input: &Path, mut outputs: Outputs, shards: Optio
     Ok(report)
 }
 
+/// Every model's window state, with its quality stage where configured
+/// (the references are read here).
+pub fn model_states(config: &Config, plan: &Plan) -> Result<Vec<ModelState>> {
+    let references = build_references(config, plan)?;
+    let quality_references = build_reference_quality(config, plan)?;
+    let mut models = Vec::with_capacity(plan.models.len());
+    for ((p, r), qr) in plan.models.iter().cloned().zip(references).zip(quality_references) {
+        let quality = p.quality.clone();
+        let mut state = ModelState::new(p, r);
+        if let Some(q) = quality {
+            let qs = QualityState::new(state.plan(), q, qr)?;
+            state.set_quality(qs);
+        }
+        models.push(state);
+    }
+    Ok(models)
+}
+
+/// Writes and counts the label dead letters the feed collected.
+fn write_label_dead_letters(feed: &mut ReplayLabels, outputs: &mut Outputs, report: &mut Report) -> Result<()> {
+    for dl in feed.dead.drain(..) {
+        *report.dead_letters.entry(dl.reason).or_default() += 1;
+        report.label_dead_letters += 1;
+        write_line(&mut outputs.dead_letter, &dl, "dead letter output")?;
+    }
+    Ok(())
+}
+
+fn report_label_dead(report: &Report) -> u64 {
+    report.label_dead_letters
+}
+
 fn apply_batch(
     d: Decoded,
     models: &mut [ModelState],
@@ -752,6 +929,7 @@ fn apply_batch(
     outcome: &mut Outcome,
     report: &mut Report,
     pool: &RowsPool,
+    labels: &mut dyn LabelFeed,
 ) -> Result<()> {
     for dl in &d.dead {
         *report.dead_letters.entry(dl.reason).or_default() += 1;
@@ -759,7 +937,7 @@ fn apply_batch(
     }
     for (model, rows) in models.iter_mut().zip(&d.rows) {
         if let Some(rows) = rows {
-            model.apply_rows(rows, outcome)?;
+            model.apply_rows(rows, outcome, labels)?;
             report.events_applied += rows.len() as u64;
         }
     }
@@ -778,6 +956,10 @@ fn flush_outcome(outcome: &mut Outcome, outputs: &mut Outputs, report: &mut Repo
             _ => report.resolved_events += 1,
         }
         write_line(&mut outputs.events, &e, "event output")?;
+    }
+    for e in outcome.quality.drain(..) {
+        write_line(&mut outputs.evaluations, &e, "evaluation output")?;
+        report.evaluations += 1;
     }
     report.suppressed += std::mem::take(&mut outcome.suppressed);
     outcome.window_seconds.clear();
@@ -1027,6 +1209,7 @@ models:
             payload: payload.to_vec(),
             position: None,
             partially_used: false,
+            input: None,
         };
         let bytes = b"{\"x\":\"\xff\xfe\xc3\"}\x80";
         let json: serde_json::Value = serde_json::to_value(letter(bytes)).unwrap();

@@ -28,11 +28,16 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Replays and returns (report, evaluations bytes, events bytes, dead letters bytes).
 fn run(config: &Config, input: &Path, shards: usize) -> (Report, Vec<u8>, Vec<u8>, Vec<u8>) {
+    run_with_labels(config, input, None, shards)
+}
+
+/// [`run`] with a labels file.
+fn run_with_labels(config: &Config, input: &Path, labels: Option<&Path>, shards: usize) -> (Report, Vec<u8>, Vec<u8>, Vec<u8>) {
     let dir = temp_dir("replay");
     let (ev, de, dl) = (dir.join("evaluations.jsonl"), dir.join("events.jsonl"), dir.join("dead.jsonl"));
     let open = |p: &Path| Some(driftwatch_engine::pipeline::create_output(p).unwrap());
     let outputs = Outputs { evaluations: open(&ev), events: open(&de), dead_letter: open(&dl) };
-    let report = replay(config, input, outputs, Some(shards)).unwrap();
+    let report = replay(config, input, labels, outputs, Some(shards)).unwrap();
     let read = |p: &Path| std::fs::read(p).unwrap();
     let out = (report, read(&ev), read(&de), read(&dl));
     std::fs::remove_dir_all(dir).ok();
@@ -57,6 +62,7 @@ fn every_config_file_validates() {
             let c = Config::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let plan = Plan::new(&c).unwrap();
             driftwatch_engine::model::build_references(&c, &plan).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            driftwatch_engine::model::build_reference_quality(&c, &plan).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             seen += 1;
         }
     }
@@ -101,6 +107,50 @@ fn config_errors_name_the_field_and_what_was_expected() {
     assert!(e.contains("models[0].reference") && e.contains("exactly one"), "{e}");
     let e = config_error(&BASE.replace("window: { type: tumbling, events: 100 }", "window: { type: tumbling, duration: 5 parsecs }"));
     assert!(e.contains("models[0].window.duration"), "{e}");
+}
+
+#[test]
+fn quality_config_errors_name_the_field() {
+    let with = |quality: &str| format!("{BASE}    quality: {quality}\n");
+    let ok = with("{ task: binary_classification, prediction: p, score: s, detectors: [{ metric: accuracy, min: 0.9 }] }");
+    let c = Config::from_yaml(&ok).unwrap();
+    assert_eq!(c.models[0].quality.as_ref().unwrap().metrics().len(), 7, "every classification metric by default");
+    let cases = [
+        ("{ task: binary_classification, prediction: p, metrics: [roc_auc] }", "models[0].quality.metrics[0]", "score"),
+        ("{ task: regression, prediction: p, metrics: [accuracy] }", "models[0].quality.metrics[0]", "regression"),
+        (
+            "{ task: binary_classification, prediction: p, detectors: [{ metric: accuracy, max_drop: 0.1 }] }",
+            "models[0].quality.detectors[0]",
+            "reference",
+        ),
+        (
+            "{ task: binary_classification, prediction: p, detectors: [{ metric: accuracy, max: 0.1 }] }",
+            "models[0].quality.detectors[0]",
+            "min",
+        ),
+        (
+            "{ task: binary_classification, prediction: p, detectors: [{ metric: accuracy, min: 0.8, max_drop: 0.1 }] }",
+            "models[0].quality.detectors[0]",
+            "one",
+        ),
+        (
+            "{ task: binary_classification, prediction: p, detectors: [{ metric: accuracy, min: 0.8 }, { metric: accuracy, min: 0.7 }] }",
+            "models[0].quality.detectors[1].metric",
+            "already",
+        ),
+        ("{ task: binary_classification, prediction: p, label_ttl: forever }", "models[0].quality.label_ttl", "duration"),
+        ("{ task: binary_classification, prediction: p, max_pending: 0 }", "models[0].quality.max_pending", ""),
+        ("{ task: multiclass, prediction: p }", "models[0].quality", "binary_classification"),
+        ("{ task: binary_classification, prediction: p, reference: { label: y, prediction: p } }", "models[0].quality.reference", "path"),
+    ];
+    for (quality, field, what) in cases {
+        let e = config_error(&with(quality));
+        assert!(e.contains(field) && e.contains(what), "{quality}: {e}");
+    }
+    let e = config_error(&format!("input: {{ prediction_id: null }}\n{ok}"));
+    assert!(e.contains("input.prediction_id"), "{e}");
+    let e = config_error(&format!("labels: {{ label: '' }}\n{ok}"));
+    assert!(e.contains("labels.label"), "{e}");
 }
 
 #[test]
@@ -673,4 +723,126 @@ fn secrets_come_from_env_or_file_and_are_never_shown() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!text.contains("inl1ne-hmac") && !text.contains("pa55-from-file") && text.contains("scheme"), "{text}");
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// `tests/fixtures/quality`: predictions of a classifier that degrades at
+/// minute 60, labels late (minutes to hours, some past `label_ttl`), early,
+/// duplicated, missing and bad; expected values from scikit-learn.
+#[test]
+fn realised_quality_per_window_equals_scikit_learn_on_the_joined_pairs() {
+    let dir = repo().join("tests/fixtures/quality");
+    let config = Config::from_file(&dir.join("config.yaml")).unwrap();
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let (input, labels) = (dir.join("predictions.jsonl"), dir.join("labels.jsonl"));
+    let (report, evaluations, events, dead) = run_with_labels(&config, &input, Some(&labels), 2);
+    let close = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+        (None, None) => a.is_null() && b.is_null(),
+        _ => false,
+    };
+    let quality: Vec<Value> = lines(&evaluations).into_iter().filter(|e| e["kind"] == "quality").collect();
+    let metrics = ["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier"];
+    let windows = expected["windows"].as_array().unwrap();
+    assert_eq!(
+        quality.iter().filter(|e| e["final"] == true).count(),
+        windows.len() * metrics.len(),
+        "one final evaluation per window and metric"
+    );
+    for w in windows {
+        for metric in metrics {
+            let of_window: Vec<&Value> = quality.iter().filter(|e| e["window"]["end_ms"] == w["end_ms"] && e["metric"] == metric).collect();
+            let last = of_window.last().unwrap_or_else(|| panic!("no {metric} for the window ending {}", w["end_ms"]));
+            assert_eq!(last["final"], true, "the last evaluation of a window is its final one: {last}");
+            assert!(of_window.len() >= 2, "{metric} at {} was not re-evaluated as labels came", w["end_ms"]);
+            // Evaluated again only when labels came (the final evaluation may add none).
+            let labelled: Vec<u64> = of_window.iter().map(|e| e["labelled"].as_u64().unwrap()).collect();
+            assert!(labelled[..labelled.len() - 1].windows(2).all(|p| p[0] < p[1]), "{metric} at {}: {labelled:?}", w["end_ms"]);
+            assert!(
+                close(&last["value"], &w["metrics"][metric]),
+                "{metric} at {}: {} vs scikit-learn {}",
+                w["end_ms"],
+                last["value"],
+                w["metrics"][metric]
+            );
+            assert!(close(&last["reference_value"], &expected["reference"][metric]), "reference {metric}: {last}");
+            assert_eq!(last["labelled"], w["labelled"]);
+            assert_eq!(last["window"]["start_ms"], w["start_ms"]);
+            let coverage = w["labelled"].as_f64().unwrap() / w["predictions"].as_f64().unwrap();
+            assert!((last["coverage"].as_f64().unwrap() - coverage).abs() < 1e-12, "{last}");
+        }
+    }
+    // The drop at minute 60 raises exactly one accuracy event, at the first
+    // window whose final accuracy is under the floor, and it never resolves.
+    let first_bad = windows.iter().find(|w| w["metrics"]["accuracy"].as_f64().unwrap() < 0.85).unwrap();
+    assert!(first_bad["end_ms"].as_i64().unwrap() > expected["drop_at_ms"].as_i64().unwrap());
+    let events = lines(&events);
+    let accuracy: Vec<&Value> = events.iter().filter(|e| e["metric"] == "accuracy").collect();
+    assert_eq!(accuracy.len(), 1, "{events:?}");
+    let e = accuracy[0];
+    assert_eq!(
+        (&e["type"], &e["kind"], &e["feature"], &e["model"]),
+        (&Value::from("drift"), &Value::from("quality"), &Value::from("*"), &Value::from("fraud"))
+    );
+    assert_eq!(e["window"]["end_ms"], first_bad["end_ms"]);
+    assert!(close(&e["threshold"], &Value::from(0.85)));
+    let auc: Vec<&Value> = events.iter().filter(|e| e["metric"] == "roc_auc").collect();
+    assert_eq!(auc.len(), 1, "{events:?}");
+    assert!(close(&auc[0]["threshold"], &Value::from(expected["reference"]["roc_auc"].as_f64().unwrap() - 0.1)));
+    // Join outcomes.
+    let l = report.labels.as_ref().unwrap();
+    let c = &l.models["fraud"];
+    let (joined, predictions) = (expected["joined"].as_u64().unwrap(), expected["predictions"].as_u64().unwrap());
+    assert_eq!(c.join.joined, joined);
+    assert_eq!(c.join.expired, predictions - joined, "every prediction without a joined label expired");
+    assert_eq!(c.join.duplicate, expected["duplicates"].as_u64().unwrap());
+    assert_eq!(c.join.evicted, 0);
+    let (early, ghosts) = (expected["early"].as_u64().unwrap(), expected["ghosts"].as_u64().unwrap());
+    assert!(c.join.early >= early + ghosts, "{c:?}");
+    assert!(c.join.orphan >= ghosts, "{c:?}");
+    assert_eq!(c.pending, 0);
+    assert_eq!(l.dead_letters, expected["bad_lines"].as_u64().unwrap());
+    // Percentiles from an HDR histogram of 3 significant digits.
+    let delay = l.delay_seconds.unwrap();
+    assert!(
+        delay.p50 > 0.0
+            && delay.p50 <= delay.p90
+            && delay.p90 <= delay.p99
+            && delay.p99 <= delay.max
+            && delay.max < 3.0 * 3600.0 * 1.001
+            && delay.p90 > 3600.0,
+        "{delay:?}"
+    );
+    // Bad labels are dead-lettered with their reason; the good ones around them joined (above).
+    let dead = lines(&dead);
+    let reasons: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["unknown_model", "invalid_label", "missing_prediction_id", "malformed_json"], "{dead:?}");
+    assert!(dead.iter().all(|d| d["input"] == "labels"));
+    // Feature drift is what it is without labels, and the output does not depend on the shard count.
+    let (_, without, _, _) = run(&config, &input, 2);
+    let features = |b: &[u8]| lines(b).into_iter().filter(|e| e["kind"] != "quality").collect::<Vec<_>>();
+    assert_eq!(features(&evaluations), features(&without));
+    let (_, again, events_again, _) = run_with_labels(&config, &input, Some(&labels), 1);
+    assert_eq!(evaluations, again);
+    assert_eq!(lines(&events_again), events);
+}
+
+/// `driftwatch run` does not consume labels yet: a live configuration with
+/// `quality` is refused with the reason instead of evaluating no quality.
+#[test]
+fn run_refuses_quality_until_it_consumes_labels() {
+    let dir = repo().join("tests/fixtures/quality");
+    let yaml = std::fs::read_to_string(dir.join("config.yaml"))
+        .unwrap()
+        .replace("path: reference.csv", &format!("path: {}", dir.join("reference.csv").display()));
+    let yaml = format!("source: {{ type: kafka, brokers: \"127.0.0.1:1\", topics: [predictions], group_id: g }}\n{yaml}");
+    let config = Config::from_yaml(&yaml).unwrap();
+    let options = driftwatch_engine::live::RunOptions {
+        shards: Some(1),
+        progress: false,
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        output_evaluations: None,
+        stop: Default::default(),
+    };
+    let e = driftwatch_engine::live::run(&config, options).unwrap_err().to_string();
+    assert!(e.contains("\"fraud\"") && e.contains("quality") && e.contains("replay --labels"), "{e}");
 }

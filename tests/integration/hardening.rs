@@ -28,7 +28,7 @@ fn replay_events(yaml: &str, events: &[Value]) -> (Vec<Value>, Vec<Value>) {
     let (ev, de) = (dir.join("evaluations.jsonl"), dir.join("events.jsonl"));
     let open = |p: &PathBuf| Some(driftwatch_engine::pipeline::create_output(p).unwrap());
     let outputs = Outputs { evaluations: open(&ev), events: open(&de), dead_letter: None };
-    replay(&config, &input, outputs, Some(2)).unwrap();
+    replay(&config, &input, None, outputs, Some(2)).unwrap();
     let read = |p: &PathBuf| -> Vec<Value> {
         std::fs::read(p).unwrap().split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect()
     };
