@@ -38,7 +38,24 @@ pub struct ModelMemory {
     pub reference_bytes: u64,
     /// Raw values a stream baseline collects before it is built (0 without).
     pub baseline_bytes: u64,
+    /// The label join of a model with `quality` (0 without): the join store
+    /// and the held early labels at `max_pending` each, and the held scores.
+    pub quality_bytes: u64,
 }
+
+/// Bytes per pending prediction in the join store: its 48-byte slot, the
+/// hash index at its largest load (8-byte entries at 7/8 of a power of two)
+/// and an id of [`NAME_BYTES`].
+const JOIN_SLOT_BYTES: u64 = 48 + 17 + NAME_BYTES as u64;
+
+/// Bytes per held early label: a map entry (id, label, time) with its
+/// control byte at 7/8 load, the arrival-order entry, and two copies of
+/// an id of [`NAME_BYTES`].
+const EARLY_LABEL_BYTES: u64 = 38 + 24 + 2 * NAME_BYTES as u64;
+
+/// Bytes per joined label of a window still taking labels: its score in
+/// its pane and in the merged window an evaluation builds.
+const HELD_SCORE_BYTES: u64 = 16;
 
 /// The worst-case memory of a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +123,7 @@ impl MemoryBound {
     fn state_bytes(&self) -> u64 {
         self.models
             .iter()
-            .map(|m| m.window_bytes.saturating_add(m.reference_bytes).saturating_add(m.baseline_bytes))
+            .map(|m| m.window_bytes.saturating_add(m.reference_bytes).saturating_add(m.baseline_bytes).saturating_add(m.quality_bytes))
             .fold(self.decoded_bytes, u64::saturating_add)
     }
 
@@ -185,7 +202,11 @@ fn model_memory(m: &ModelPlan, reference: Option<&ModelProfile>) -> ModelMemory 
         }
         _ => 0,
     };
-    ModelMemory { name: m.name.clone(), window_stores: pane_stores + 1, window_bytes, reference_bytes, baseline_bytes }
+    // Joined predictions stay in the store until their window is final, so
+    // the held scores are bounded by `max_pending` too.
+    let quality_bytes =
+        m.quality.as_ref().map_or(0, |q| (q.max_pending as u64).saturating_mul(JOIN_SLOT_BYTES + EARLY_LABEL_BYTES + HELD_SCORE_BYTES));
+    ModelMemory { name: m.name.clone(), window_stores: pane_stores + 1, window_bytes, reference_bytes, baseline_bytes, quality_bytes }
 }
 
 /// Bytes in binary units (`512 B`, `1.5 KiB`, `3.2 GiB`).
@@ -231,6 +252,14 @@ impl fmt::Display for MemoryBound {
                 human_bytes(m.reference_bytes),
                 if m.baseline_bytes > 0 { format!(", {} baseline values", human_bytes(m.baseline_bytes)) } else { String::new() }
             )?;
+            if m.quality_bytes > 0 {
+                writeln!(
+                    f,
+                    "        {:<10} {:>10} label join (quality.max_pending predictions and early labels)",
+                    "",
+                    human_bytes(m.quality_bytes)
+                )?;
+            }
         }
         write!(
             f,
@@ -292,6 +321,17 @@ mod tests {
         assert!(sliding.models[0].window_bytes > tumbling.models[0].window_bytes);
         // A baseline of 1 000 events × 10 numbers.
         assert_eq!(tumbling.models[0].baseline_bytes, 1_000 * 10 * 16);
+    }
+
+    #[test]
+    fn the_label_join_counts_at_max_pending() {
+        let plain = yaml("{}", 3, "{ type: tumbling, events: 1000 }");
+        let with = format!("{plain}    quality: {{ task: regression, prediction: p, max_pending: 1000 }}\n");
+        let (a, b) = (bound(&plain, 2), bound(&with, 2));
+        assert_eq!(a.models[0].quality_bytes, 0);
+        assert_eq!(b.models[0].quality_bytes, 1000 * (JOIN_SLOT_BYTES + EARLY_LABEL_BYTES + HELD_SCORE_BYTES));
+        assert_eq!(b.total_typical() - a.total_typical(), b.models[0].quality_bytes);
+        assert!(b.to_string().contains("label join"), "{b}");
     }
 
     #[test]

@@ -148,6 +148,9 @@ struct Slot {
     score: f64,
 }
 
+// The join store's bound (and `validate`'s memory figure) counts on it.
+const _: () = assert!(std::mem::size_of::<Option<Slot>>() == 48);
+
 impl Slot {
     fn joined(&self) -> bool {
         self.predicted.is_nan()
@@ -911,6 +914,45 @@ models:
         // Delays: 1 000, 0 (a label before its prediction counts as no delay) and 7 000 ms.
         assert_eq!(q.delays().len(), 3);
         assert_eq!(q.delays().max(), q.delays().highest_equivalent(7_000));
+    }
+
+    #[test]
+    fn regression_metrics_and_their_bound() {
+        let yaml = r#"
+models:
+  - name: m
+    reference: { baseline_events: 10 }
+    window: { type: tumbling, duration: 10s }
+    features: [{ name: f, type: numeric }]
+    detectors: [{ metric: psi, threshold: 0.2 }]
+    alerting: { consecutive: 1, recover_after: 1 }
+    quality:
+      task: regression
+      prediction: prediction
+      label_ttl: 10s
+      detectors: [{ metric: mae, max: 0.5 }]
+"#;
+        let config = Config::from_yaml(yaml).unwrap();
+        let plan = Plan::new(&config).unwrap();
+        let m = &plan.models[0];
+        let mut q = QualityState::new(m, m.quality.clone().unwrap(), vec![]).unwrap();
+        let mut out = Outcome::default();
+        for (i, (label, predicted)) in [(2.0, 3.0), (4.0, 2.0), (5.0, 5.0)].into_iter().enumerate() {
+            let id = format!("p{i}");
+            q.predict(&id, 0, Some(i as i64), predicted, predicted, &mut out).unwrap();
+            q.label(&super::tests::label(&id, label, 100), &mut out).unwrap();
+        }
+        q.pane_completed(0, Some(10_000), bounds(0, 0, 3), &mut out).unwrap();
+        q.advance(20_000, &mut out).unwrap();
+        let last: Vec<(&str, Option<f64>, bool)> = out.quality[3..].iter().map(|e| (e.metric, e.value, e.breach)).collect();
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-12);
+        assert_eq!(last.iter().map(|l| l.0).collect::<Vec<_>>(), ["mae", "rmse", "mape"]);
+        assert!(close(last[0].1, 1.0) && last[0].2, "{last:?}"); // |−1|, |2|, 0
+        assert!(close(last[1].1, (5.0f64 / 3.0).sqrt()), "{last:?}");
+        assert!(close(last[2].1, (0.5 + 0.5) / 3.0), "{last:?}"); // scikit-learn: mean |e| / |y|
+        assert!(out.quality[3].is_final);
+        assert_eq!(out.events.len(), 1, "mae above its max on the final window");
+        assert_eq!(out.events[0].metric, "mae");
     }
 
     #[test]

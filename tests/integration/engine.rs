@@ -846,3 +846,56 @@ fn run_refuses_quality_until_it_consumes_labels() {
     let e = driftwatch_engine::live::run(&config, options).unwrap_err().to_string();
     assert!(e.contains("\"fraud\"") && e.contains("quality") && e.contains("replay --labels"), "{e}");
 }
+
+/// The quality fixture's labels as CSV (classes written as 0/1, 0.0/1.0 and
+/// false/true, as pandas and people write them) and as Parquet give the
+/// same evaluations and events as the JSONL labels.
+#[test]
+fn csv_and_parquet_labels_give_the_same_quality_as_jsonl() {
+    let dir = repo().join("tests/fixtures/quality");
+    let config = Config::from_file(&dir.join("config.yaml")).unwrap();
+    let input = dir.join("predictions.jsonl");
+    let jsonl = dir.join("labels.jsonl");
+    let good: Vec<Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["model"] == "fraud" && l["prediction_id"].is_string() && l["label"] != "maybe")
+        .collect();
+    let class = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let out = temp_dir("labels");
+    let csv = out.join("labels.csv");
+    let mut text = String::from("model,prediction_id,label,timestamp\n");
+    for l in &good {
+        text.push_str(&format!("fraud,{},{},{}\n", l["prediction_id"].as_str().unwrap(), class(&l["label"]), l["timestamp"]));
+    }
+    assert!(text.contains(",true,") && text.contains(",1.0,") && text.contains(",false,"));
+    std::fs::write(&csv, text).unwrap();
+    let (_, ev_json, de_json, _) = run_with_labels(&config, &input, Some(&jsonl), 2);
+    let (report, ev_csv, de_csv, dead) = run_with_labels(&config, &input, Some(&csv), 2);
+    assert!(dead.is_empty(), "{}", String::from_utf8_lossy(&dead));
+    assert_eq!(report.labels.as_ref().unwrap().read, good.len() as u64);
+    assert!(ev_csv == ev_json, "CSV labels give other evaluations than JSONL");
+    assert_eq!(de_csv, de_json);
+
+    use driftwatch_engine::source::{batch_from_columns, write_parquet, ColumnData};
+    let columns = vec![
+        ("model".to_string(), ColumnData::Categorical(good.iter().map(|_| Some("fraud".to_owned())).collect())),
+        (
+            "prediction_id".to_string(),
+            ColumnData::Categorical(good.iter().map(|l| l["prediction_id"].as_str().map(str::to_owned)).collect()),
+        ),
+        ("label".to_string(), ColumnData::Categorical(good.iter().map(|l| Some(class(&l["label"]))).collect())),
+        ("timestamp".to_string(), ColumnData::Numeric(good.iter().map(|l| l["timestamp"].as_f64()).collect())),
+    ];
+    let parquet = out.join("labels.parquet");
+    write_parquet(&parquet, &batch_from_columns(columns).unwrap()).unwrap();
+    let (_, ev_parquet, de_parquet, dead) = run_with_labels(&config, &input, Some(&parquet), 2);
+    assert!(dead.is_empty(), "{}", String::from_utf8_lossy(&dead));
+    assert!(ev_parquet == ev_json, "Parquet labels give other evaluations than JSONL");
+    assert_eq!(de_parquet, de_json);
+    std::fs::remove_dir_all(out).ok();
+}
