@@ -9,7 +9,7 @@
 //! deterministic and the label delays in the data are honoured.
 
 use std::collections::VecDeque;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{bounded, Receiver};
@@ -112,6 +112,26 @@ impl LabelDecoder {
     }
 }
 
+/// Reads past the rest of a line (through its `\n`).
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
 /// How CSV label files are typed: the label and timestamp as numbers cell
 /// by cell, the model and the prediction id as text.
 fn label_csv_types(plan: &Plan) -> CsvTypes {
@@ -157,40 +177,56 @@ impl ReplayLabels {
             .name("driftwatch-labels".into())
             .spawn(move || -> Result<()> {
                 let mut chunk = Vec::with_capacity(CHUNK);
+                // False once the window stage stopped taking labels: nothing more to read.
                 let send = |item: LabelItem, chunk: &mut Vec<LabelItem>| {
                     chunk.push(item);
-                    if chunk.len() >= CHUNK {
-                        // The window stage stopped: nothing more to do.
-                        let _ = tx.send(std::mem::replace(chunk, Vec::with_capacity(CHUNK)));
-                    }
+                    chunk.len() < CHUNK || tx.send(std::mem::replace(chunk, Vec::with_capacity(CHUNK))).is_ok()
                 };
                 match format {
                     FileFormat::Json => {
                         let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
                         let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+                        // A line longer than the limit keeps its first bytes (an
+                        // `oversize` dead letter) and the rest is read past unkept.
+                        let limit = decoder.max_event_bytes as u64 + 1;
                         let mut line = Vec::new();
                         let mut number = 0u64;
                         loop {
                             line.clear();
-                            if reader.read_until(b'\n', &mut line).map_err(|e| Error::io(&path, e))? == 0 {
+                            let n = (&mut reader).take(limit).read_until(b'\n', &mut line).map_err(|e| Error::io(&path, e))?;
+                            if n == 0 {
                                 break;
+                            }
+                            if n as u64 == limit && line.last() != Some(&b'\n') {
+                                skip_line(&mut reader).map_err(|e| Error::io(&path, e))?;
                             }
                             number += 1;
                             if line.iter().all(u8::is_ascii_whitespace) {
                                 continue;
                             }
                             let item = decoder.decode(line.trim_ascii_end(), number);
-                            send(item, &mut chunk);
+                            if !send(item, &mut chunk) {
+                                return Ok(());
+                            }
                         }
                     }
                     FileFormat::Csv | FileFormat::Parquet => {
                         let mut number = 0u64;
-                        source::for_each_json_row_typed(&path, format, &types, |row: &[u8]| -> Result<()> {
+                        let mut stopped = false;
+                        let read = source::for_each_json_row_typed(&path, format, &types, |row: &[u8]| -> Result<()> {
                             number += 1;
                             let item = decoder.decode(row, number);
-                            send(item, &mut chunk);
-                            Ok(())
-                        })?;
+                            if send(item, &mut chunk) {
+                                Ok(())
+                            } else {
+                                stopped = true;
+                                Err(Error::Internal("the window stage stopped taking labels".into()))
+                            }
+                        });
+                        match read {
+                            Err(_) if stopped => return Ok(()),
+                            r => r.map(|_rows| ())?,
+                        }
                     }
                 }
                 if !chunk.is_empty() {

@@ -899,3 +899,31 @@ fn csv_and_parquet_labels_give_the_same_quality_as_jsonl() {
     assert_eq!(de_parquet, de_json);
     std::fs::remove_dir_all(out).ok();
 }
+
+/// A label line longer than `engine.max_event_bytes` is an `oversize` dead
+/// letter (its first bytes kept, the rest read past), and the labels around
+/// it join as without it.
+#[test]
+fn an_oversized_label_line_is_dead_lettered_and_the_rest_kept() {
+    let dir = repo().join("tests/fixtures/quality");
+    let mut config = Config::from_file(&dir.join("config.yaml")).unwrap();
+    config.engine.max_event_bytes = 4096;
+    let input = dir.join("predictions.jsonl");
+    let labels = std::fs::read_to_string(dir.join("labels.jsonl")).unwrap();
+    let mut lines_in: Vec<&str> = labels.lines().collect();
+    let huge = format!("{{\"model\":\"fraud\",\"prediction_id\":\"x\",\"label\":1,\"timestamp\":1,\"pad\":\"{}\"}}", "a".repeat(1 << 20));
+    lines_in.insert(1000, &huge);
+    let out = temp_dir("oversize");
+    let with_huge = out.join("labels.jsonl");
+    std::fs::write(&with_huge, lines_in.join("\n") + "\n").unwrap();
+    let (_, ev, _, dead) = run_with_labels(&config, &input, Some(&with_huge), 2);
+    let (_, ev_plain, _, _) = run_with_labels(&config, &input, Some(&dir.join("labels.jsonl")), 2);
+    assert!(ev == ev_plain, "the oversized line changed the evaluations");
+    let dead = lines(&dead);
+    let big: Vec<&Value> = dead.iter().filter(|d| d["reason"] == "oversize").collect();
+    assert_eq!(big.len(), 1, "{dead:?}");
+    assert_eq!((big[0]["line"].as_u64(), big[0]["input"].as_str()), (Some(1001), Some("labels")));
+    assert_eq!(big[0]["payload"].as_str().unwrap().len(), 4096);
+    assert_eq!(dead.len(), 5);
+    std::fs::remove_dir_all(out).ok();
+}
