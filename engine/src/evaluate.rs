@@ -218,6 +218,19 @@ pub struct Outcome {
     pub quality: Vec<crate::quality::QualityEvaluation>,
 }
 
+impl Outcome {
+    /// Records what a drift-state transition emits: the event `event`
+    /// builds for `drift` and `resolved`, a count for a suppressed episode.
+    pub(crate) fn transition(&mut self, t: Transition, event: impl FnOnce(&'static str) -> DriftEvent) {
+        match t {
+            Transition::Drift => self.events.push(event("drift")),
+            Transition::Resolved => self.events.push(event("resolved")),
+            Transition::Suppressed => self.suppressed += 1,
+            Transition::None => {}
+        }
+    }
+}
+
 /// Counters of one model's windows.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct ModelCounters {
@@ -797,8 +810,8 @@ impl ModelState {
                 let state = &mut self.states[ci * plan.detectors.len() + d];
                 let key = (&plan.name, col.name.as_str(), det.metric.as_str());
                 let transition = step(state, breach, c.value.is_some(), at, now_ms, plan);
-                let mk = |kind: &'static str, id_suffix: &str, state: &DriftState| DriftEvent {
-                    event_id: event_id(key.0, key.1, key.2, state.episode_start, id_suffix),
+                let mk = |kind: &'static str, state: &DriftState| DriftEvent {
+                    event_id: event_id(key.0, key.1, key.2, state.episode_start, kind),
                     kind,
                     signal: None,
                     model: plan.name.clone(),
@@ -814,12 +827,7 @@ impl ModelState {
                     episode_start: state.episode_start,
                     detected_at: rfc3339(now_ms),
                 };
-                match transition {
-                    Transition::Drift => out.events.push(mk("drift", "drift", state)),
-                    Transition::Resolved => out.events.push(mk("resolved", "resolved", state)),
-                    Transition::Suppressed => out.suppressed += 1,
-                    Transition::None => {}
-                }
+                out.transition(transition, |kind| mk(kind, state));
                 drifting_columns[ci] |= state.drifting;
                 out.evaluations.push(Evaluation {
                     model: plan.name.clone(),
@@ -866,12 +874,7 @@ impl ModelState {
                 episode_start: state.episode_start,
                 detected_at: rfc3339(now_ms),
             };
-            match transition {
-                Transition::Drift => out.events.push(mk("drift", state)),
-                Transition::Resolved => out.events.push(mk("resolved", state)),
-                Transition::Suppressed => out.suppressed += 1,
-                Transition::None => {}
-            }
+            out.transition(transition, |kind| mk(kind, state));
         }
         Ok(())
     }

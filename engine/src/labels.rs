@@ -16,7 +16,7 @@ use crossbeam_channel::{bounded, Receiver};
 
 use crate::config::QualityTask;
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
-use crate::model::{binary_class, Plan};
+use crate::model::{task_value, Plan};
 use crate::pipeline::DeadLetter;
 use crate::quality::{LabelFeed, LabelRecord};
 use crate::source::{self, CsvTypes, FileFormat};
@@ -86,14 +86,7 @@ impl LabelDecoder {
         let task = self.tasks[model].ok_or_else(|| ("unknown_model", "the label's model has no `quality` configured".to_owned()))?;
         let id = ev.prediction_id.as_deref().ok_or(("missing_prediction_id", "the label has no prediction id".to_owned()))?;
         let ts = ev.timestamp_ms.ok_or(("missing_timestamp", "the label has no event time".to_owned()))?;
-        let label = match (task, &ev.values[0]) {
-            (QualityTask::Regression, SlotValue::Number(x)) => Some(*x),
-            (QualityTask::BinaryClassification, SlotValue::Number(x)) if *x == 0.0 || *x == 1.0 => Some(*x),
-            (QualityTask::BinaryClassification, SlotValue::Bool(b)) => Some(f64::from(u8::from(*b))),
-            (QualityTask::BinaryClassification, SlotValue::Text(t)) => binary_class(t),
-            _ => None,
-        };
-        let label = label.ok_or_else(|| {
+        let label = task_value(task, &ev.values[0]).ok_or_else(|| {
             let what = match task {
                 QualityTask::BinaryClassification => "a binary class (0/1, 0.0/1.0, false/true)",
                 QualityTask::Regression => "a number",

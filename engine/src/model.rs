@@ -590,6 +590,20 @@ fn reference_quality_of(
     crate::quality::reference_quality(task, metrics, &pairs)
 }
 
+/// A label or predicted value of `task` as decoded: a binary class as
+/// 0/1, 0.0/1.0, false/true (number, boolean or text), a regression value
+/// as a number; `None` for anything else.
+pub fn task_value(task: QualityTask, v: &crate::decode::SlotValue<'_>) -> Option<f64> {
+    use crate::decode::SlotValue;
+    match (task, v) {
+        (QualityTask::Regression, SlotValue::Number(x)) => Some(*x),
+        (QualityTask::BinaryClassification, SlotValue::Number(x)) if *x == 0.0 || *x == 1.0 => Some(*x),
+        (QualityTask::BinaryClassification, SlotValue::Bool(b)) => Some(f64::from(u8::from(*b))),
+        (QualityTask::BinaryClassification, SlotValue::Text(t)) => binary_class(t),
+        _ => None,
+    }
+}
+
 /// A binary class written as text: `0`/`1`, `0.0`/`1.0`, `false`/`true`.
 pub fn binary_class(s: &str) -> Option<f64> {
     match s {

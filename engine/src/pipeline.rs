@@ -20,7 +20,7 @@ use crate::config::{Config, FeatureType, QualityTask};
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
 use crate::evaluate::{ModelCounters, ModelState, Outcome};
 use crate::labels::ReplayLabels;
-use crate::model::{binary_class, build_reference_quality, build_references, Plan, QualityPlan};
+use crate::model::{build_reference_quality, build_references, task_value, Plan, QualityPlan};
 use crate::quality::{LabelFeed, NoLabels, QualityCounters, QualityState};
 use crate::source::{self, FileFormat};
 use crate::{Error, Result};
@@ -591,14 +591,12 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
 /// The predicted class or value and the score of a prediction event
 /// (`Err`: why it cannot be joined).
 fn quality_fields(q: &QualityPlan, ev: &DecodedEvent<'_>) -> (std::result::Result<(), String>, f64, f64) {
-    let predicted = match (q.task, &ev.values[q.prediction_slot]) {
-        (QualityTask::Regression, SlotValue::Number(x)) => Ok(*x),
-        (QualityTask::BinaryClassification, SlotValue::Number(x)) if *x == 0.0 || *x == 1.0 => Ok(*x),
-        (QualityTask::BinaryClassification, SlotValue::Bool(b)) => Ok(f64::from(u8::from(*b))),
-        (QualityTask::BinaryClassification, SlotValue::Text(t)) if binary_class(t).is_some() => Ok(binary_class(t).unwrap_or(0.0)),
-        (_, SlotValue::Missing | SlotValue::Null) => Err("no predicted value for the quality join".to_owned()),
-        (QualityTask::BinaryClassification, _) => Err("the predicted class is not 0/1 or false/true".to_owned()),
-        (QualityTask::Regression, _) => Err("the predicted value is not a number".to_owned()),
+    let value = &ev.values[q.prediction_slot];
+    let predicted = match (task_value(q.task, value), value) {
+        (Some(x), _) => Ok(x),
+        (None, SlotValue::Missing | SlotValue::Null) => Err("no predicted value for the quality join".to_owned()),
+        (None, _) if q.task == QualityTask::BinaryClassification => Err("the predicted class is not 0/1 or false/true".to_owned()),
+        (None, _) => Err("the predicted value is not a number".to_owned()),
     };
     let score = match q.score_slot.map(|slot| &ev.values[slot]) {
         None => predicted.clone(),
@@ -875,7 +873,7 @@ pub fn replay(config: &Config, input: &Path, labels: Option<&Path>, mut outputs:
         m.finish(&mut outcome)?;
     }
     flush_outcome(&mut outcome, &mut outputs, &mut report)?;
-    let (read, dead) = label_feed.as_ref().map_or((0, 0), |f| (f.read, report_label_dead(&report)));
+    let (read, dead) = label_feed.as_ref().map_or((0, 0), |f| (f.read, report.label_dead_letters));
     report.labels = labels_report(&models, read, dead)?;
     for w in [&mut outputs.evaluations, &mut outputs.events, &mut outputs.dead_letter].into_iter().flatten() {
         w.flush().map_err(|e| Error::io(Path::new("output"), e))?;
@@ -916,10 +914,6 @@ fn write_label_dead_letters(feed: &mut ReplayLabels, outputs: &mut Outputs, repo
         write_line(&mut outputs.dead_letter, &dl, "dead letter output")?;
     }
     Ok(())
-}
-
-fn report_label_dead(report: &Report) -> u64 {
-    report.label_dead_letters
 }
 
 fn apply_batch(

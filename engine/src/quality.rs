@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::config::AlertingConfig;
 use crate::config::{QualityMetric, QualityTask, WindowSpec};
-use crate::evaluate::{event_id, rfc3339, step_with, DriftEvent, DriftState, Outcome, Transition, WindowBounds};
+use crate::evaluate::{event_id, rfc3339, step_with, DriftEvent, DriftState, Outcome, WindowBounds};
 use crate::model::{ModelPlan, QualityBound, QualityPlan};
 use crate::{Error, Result};
 
@@ -801,12 +801,7 @@ impl QualityState {
                     episode_start: state.episode_start,
                     detected_at: rfc3339(now_ms),
                 };
-                match transition {
-                    Transition::Drift => out.events.push(mk("drift", state)),
-                    Transition::Resolved => out.events.push(mk("resolved", state)),
-                    Transition::Suppressed => out.suppressed += 1,
-                    Transition::None => {}
-                }
+                out.transition(transition, |kind| mk(kind, state));
             }
             out.quality.push(QualityEvaluation {
                 model: self.model.clone(),
