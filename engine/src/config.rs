@@ -961,6 +961,12 @@ impl Config {
         }
         if let Some(SourceConfig::Kafka(k)) = &self.source {
             k.validate().map_err(|e| invalid("source", e.to_string()))?;
+            if !k.label_topics.is_empty() && !self.models.iter().any(|m| m.quality.is_some()) {
+                return Err(invalid(
+                    "source.label_topics",
+                    "label events are joined for models with `quality`, and no model has it: configure `quality` or leave label_topics out",
+                ));
+            }
         }
         for (i, sink) in self.sinks.iter().enumerate() {
             let at = format!("sinks[{i}]");

@@ -216,6 +216,8 @@ pub struct Outcome {
     pub window_seconds: Vec<f64>,
     /// Model-quality evaluations.
     pub quality: Vec<crate::quality::QualityEvaluation>,
+    /// Delays (seconds) of the labels joined, with the model's index.
+    pub label_delays: Vec<(usize, f64)>,
 }
 
 impl Outcome {
@@ -325,6 +327,16 @@ impl ModelState {
             }
         }
         Ok(())
+    }
+
+    /// Evaluates once more every window of predictions that holds labels
+    /// and is not final (a graceful shutdown of `run`: the panes stay as
+    /// they are).
+    pub fn finish_quality(&mut self, out: &mut Outcome) -> Result<()> {
+        match &mut self.quality {
+            Some(q) => q.finish(out),
+            None => Ok(()),
+        }
     }
 
     /// Bytes held by open panes and the window.

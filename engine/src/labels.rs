@@ -38,6 +38,8 @@ pub struct LabelDecoder {
     default_model: Option<usize>,
     max_event_bytes: usize,
     event: DecodedEvent<'static>,
+    /// The model of the last label decoded, when it names one with `quality`.
+    last_model: Option<usize>,
 }
 
 impl LabelDecoder {
@@ -51,11 +53,19 @@ impl LabelDecoder {
             default_model: labels.default_model,
             max_event_bytes: labels.decoder.max_event_bytes,
             event: DecodedEvent::new(),
+            last_model: None,
         }))
+    }
+
+    /// The model (with `quality`) the last label decoded names, refused or
+    /// not; `None` when it names none.
+    pub fn last_model(&self) -> Option<usize> {
+        self.last_model
     }
 
     /// Decodes one label event (`line`: its line or row number, or offset).
     pub fn decode(&mut self, bytes: &[u8], line: u64) -> LabelItem {
+        self.last_model = None;
         let dead = |reason: &'static str, detail: String| DeadLetter {
             line,
             reason,
@@ -69,12 +79,19 @@ impl LabelDecoder {
             return Err(dead("oversize", format!("{} bytes, limit {}", bytes.len(), self.max_event_bytes)));
         }
         let mut ev = std::mem::take(&mut self.event).recycle();
-        let result = self.decode_event(bytes, &mut ev);
+        let mut model = None;
+        let result = self.decode_event(bytes, &mut ev, &mut model);
+        self.last_model = model;
         self.event = ev.recycle();
         result.map_err(|(reason, detail)| dead(reason, detail))
     }
 
-    fn decode_event<'a>(&self, bytes: &'a [u8], ev: &mut DecodedEvent<'a>) -> std::result::Result<LabelRecord, (&'static str, String)> {
+    fn decode_event<'a>(
+        &self,
+        bytes: &'a [u8],
+        ev: &mut DecodedEvent<'a>,
+        last_model: &mut Option<usize>,
+    ) -> std::result::Result<LabelRecord, (&'static str, String)> {
         self.decoder.decode(bytes, ev).map_err(|e| (e.reason().as_str(), e.to_string()))?;
         let model = match ev.model.as_deref() {
             Some(name) => *self.by_name.get(name).ok_or_else(|| {
@@ -84,6 +101,7 @@ impl LabelDecoder {
             None => self.default_model.ok_or(("missing_model", "the label has no model field".to_owned()))?,
         };
         let task = self.tasks[model].ok_or_else(|| ("unknown_model", "the label's model has no `quality` configured".to_owned()))?;
+        *last_model = Some(model);
         let id = ev.prediction_id.as_deref().ok_or(("missing_prediction_id", "the label has no prediction id".to_owned()))?;
         let ts = ev.timestamp_ms.ok_or(("missing_timestamp", "the label has no event time".to_owned()))?;
         let label = task_value(task, &ev.values[0]).ok_or_else(|| {

@@ -9,6 +9,11 @@
 //!  └ commit ◄────────── applied offsets (per batch, in order) ┘
 //! ```
 //!
+//! Labels (models with `quality`): the consumer reads `label_topics` too;
+//! label messages ride in the same batches, are decoded by the shards'
+//! label decoders and joined by the window stage in poll order, so their
+//! offsets follow the same rule as the predictions'.
+//!
 //! Offsets: a batch's offsets are reported to the source only after the
 //! window stage applied it; the source commits them every `commit_interval`,
 //! synchronously before a revoke (after draining what it already handed
@@ -17,7 +22,7 @@
 //! live in memory, so after a restart they fill again from the committed
 //! offsets and nothing is counted twice within one process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +43,7 @@ use crate::evaluate::{ModelState, Outcome};
 use crate::metrics::EngineMetrics;
 use crate::model::Plan;
 use crate::pipeline::{create_output, Batch, BatchPool, Decoded, Shards};
+use crate::quality::{JoinCounters, LabelFeed, LabelRecord};
 use crate::{Error, Result};
 
 /// Options of `driftwatch run` beyond the configuration file.
@@ -74,6 +80,9 @@ pub struct RunSummary {
     pub elapsed_seconds: f64,
     /// Peak resident memory of the process (Linux `VmHWM`), if known.
     pub peak_rss_bytes: Option<u64>,
+    /// Label events and the join, when a model has `quality`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<crate::pipeline::LabelsReport>,
 }
 
 /// Batches handed to shards and batches applied: the revoke hook waits for
@@ -127,11 +136,13 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     let plan = Arc::new(Plan::new(config)?);
     let decoder = Arc::new(Decoder::new(&plan.decoder)?);
     if let Some(m) = config.models.iter().find(|m| m.quality.is_some()) {
-        return Err(Error::Usage(format!(
-            "model {:?} has `quality`, and `driftwatch run` does not consume labels yet (no `source.label_topics`): \
-             evaluate quality with `driftwatch replay --labels`, or leave `quality` out of the live configuration",
-            m.name
-        )));
+        if kafka.label_topics.is_empty() {
+            return Err(Error::Usage(format!(
+                "model {:?} has `quality`: set `source.label_topics` to the topics of its label events \
+                 (or leave `quality` out of the live configuration)",
+                m.name
+            )));
+        }
     }
     let mut models: Vec<ModelState> = crate::pipeline::model_states(config, &plan)?;
     let shard_count = options.shards.unwrap_or_else(|| config.engine.shard_count()).max(1);
@@ -224,6 +235,11 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
         summary: RunSummary::default(),
         drifting: HashMap::new(),
         previous: vec![Default::default(); models.len()],
+        feed: BatchLabels { queues: vec![VecDeque::new(); models.len()] },
+        labels_read: 0,
+        label_dead_letters: 0,
+        quality_shown: HashMap::new(),
+        label_delays: models.iter().map(|m| m.quality().map(|_| metrics.label_delay.with_label_values(&[&m.plan().name]))).collect(),
     };
     let mut pending: BTreeMap<u64, Decoded> = BTreeMap::new();
     let mut next = 0u64;
@@ -266,6 +282,15 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     for h in shard_handles {
         h.join().map_err(|_| Error::Internal("shard thread panicked".into()))?;
     }
+    if result.is_ok() {
+        // Every window of predictions holding labels is evaluated once more
+        // (`final` says whether its label_ttl had passed).
+        result = models.iter_mut().try_for_each(|m| m.finish_quality(&mut outcome));
+        if result.is_ok() {
+            result = stage.emit(&mut outcome, &mut evaluations_out);
+        }
+        stage.tick(&models, &[], 0.0);
+    }
     if let Some(w) = &mut evaluations_out {
         std::io::Write::flush(w).map_err(|e| Error::io(std::path::Path::new("evaluation output"), e))?;
     }
@@ -273,6 +298,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     summary.events_read = events_read.load(Ordering::Relaxed);
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.peak_rss_bytes = crate::pipeline::peak_rss_bytes();
+    summary.labels = crate::pipeline::labels_report(&models, stage.labels_read, stage.label_dead_letters)?;
     drop(stage);
     // Let the sinks deliver what is queued, then stop serving.
     runtime.block_on(async {
@@ -345,7 +371,7 @@ fn source_loop(
     while !stop.load(Ordering::Acquire) {
         let wait = first_at.map_or(batch_wait, |t| batch_wait.saturating_sub(t.elapsed()));
         let room = batch_events - batch.len();
-        match source.poll(room, wait, |m| batch.push_message(m.payload, m.slot, m.offset, max)) {
+        match source.poll(room, wait, |m| batch.push_message(m.payload, m.slot, m.offset, max, m.label)) {
             PollOutcome::Revoked(slots) => batch.retain_partitions(|s| !slots.contains(&s)),
             PollOutcome::Messages(_) => {}
         }
@@ -375,6 +401,7 @@ fn source_loop(
 struct Seen {
     late: u64,
     windows: u64,
+    join: JoinCounters,
 }
 
 struct WindowStage<'a> {
@@ -387,6 +414,32 @@ struct WindowStage<'a> {
     /// (model, feature) → metrics by which it drifts now.
     drifting: HashMap<(String, String), Vec<&'static str>>,
     previous: Vec<Seen>,
+    /// The labels of the batch being applied.
+    feed: BatchLabels,
+    labels_read: u64,
+    label_dead_letters: u64,
+    /// Per model: the window whose realised quality the gauges show (its end).
+    quality_shown: HashMap<String, (Option<u64>, Option<i64>)>,
+    /// Per model: its label-delay histogram.
+    label_delays: Vec<Option<prometheus::Histogram>>,
+}
+
+/// A batch's label events, per model in poll order, for the window stage:
+/// before each prediction it takes the model's labels with an earlier
+/// event time, and the rest once the batch's predictions are applied.
+#[derive(Debug)]
+struct BatchLabels {
+    queues: Vec<VecDeque<LabelRecord>>,
+}
+
+impl LabelFeed for BatchLabels {
+    fn next_before(&mut self, model: usize, ts: Option<i64>) -> Result<Option<LabelRecord>> {
+        let queue = &mut self.queues[model];
+        Ok(match queue.front() {
+            Some(l) if ts.is_none_or(|t| l.ts < t) => queue.pop_front(),
+            _ => None,
+        })
+    }
 }
 
 impl WindowStage<'_> {
@@ -399,6 +452,15 @@ impl WindowStage<'_> {
     ) -> Result<()> {
         let started = Instant::now();
         self.metrics.stage_seconds.with_label_values(&["decode"]).observe(d.decode_seconds);
+        self.labels_read += d.labels_read;
+        for &model in &d.label_dead {
+            self.label_dead_letters += 1;
+            let name = model.map_or("", |m| models[m].plan().name.as_str());
+            self.metrics.labels.with_label_values(&[name, "dead_letter"]).inc();
+        }
+        for l in d.labels {
+            self.feed.queues[l.model].push_back(l);
+        }
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         for dl in &d.dead {
             *self.summary.dead_letters.entry(dl.reason).or_default() += 1;
@@ -406,23 +468,23 @@ impl WindowStage<'_> {
             if let (Some(sink), Some((slot, offset))) = (self.dead_letter_sink, dl.position) {
                 let (topic, partition) = self.handle.partition(slot).unwrap_or_default();
                 let (partition, offset) = (partition.to_string(), offset.to_string());
-                sink.send(
-                    &format!("{topic}/{partition}"),
-                    &dl.payload,
-                    &[
-                        ("driftwatch.source.topic", topic.as_bytes()),
-                        ("driftwatch.source.partition", partition.as_bytes()),
-                        ("driftwatch.source.offset", offset.as_bytes()),
-                        ("driftwatch.reason", dl.reason.as_bytes()),
-                        ("driftwatch.detail", dl.detail.as_bytes()),
-                    ],
-                );
+                let mut headers = vec![
+                    ("driftwatch.source.topic", topic.as_bytes()),
+                    ("driftwatch.source.partition", partition.as_bytes()),
+                    ("driftwatch.source.offset", offset.as_bytes()),
+                    ("driftwatch.reason", dl.reason.as_bytes()),
+                    ("driftwatch.detail", dl.detail.as_bytes()),
+                ];
+                if let Some(input) = dl.input {
+                    headers.push(("driftwatch.input", input.as_bytes()));
+                }
+                sink.send(&format!("{topic}/{partition}"), &dl.payload, &headers);
             }
         }
         let latency = self.metrics.event_latency.local();
         for (model, rows) in models.iter_mut().zip(&d.rows) {
             let Some(rows) = rows else { continue };
-            model.apply_rows(rows, outcome, &mut crate::quality::NoLabels)?;
+            model.apply_rows(rows, outcome, &mut self.feed)?;
             let suppressed = std::mem::take(&mut outcome.suppressed);
             if suppressed > 0 {
                 self.metrics.suppressed.with_label_values(&[&model.plan().name]).inc_by(suppressed);
@@ -434,10 +496,20 @@ impl WindowStage<'_> {
             }
         }
         latency.flush();
+        for model in models.iter_mut() {
+            model.drain_labels(&mut self.feed, outcome)?;
+        }
         self.metrics.stage_seconds.with_label_values(&["window"]).observe(started.elapsed().as_secs_f64());
         // Offsets are reported only now that the batch is applied.
         self.handle.applied(&d.positions);
         self.rows_pool.give_all(d.rows);
+        self.emit(outcome, evaluations_out)
+    }
+
+    /// Hands what the window stage produced to `/metrics`, the evaluation
+    /// output and the sinks.
+    fn emit(&mut self, outcome: &mut Outcome, evaluations_out: &mut Option<Box<dyn std::io::Write + Send>>) -> Result<()> {
+        let write_err = |e: serde_json::Error| Error::io(std::path::Path::new("evaluation output"), std::io::Error::other(e));
         let now = now_unix();
         for e in outcome.evaluations.drain(..) {
             self.metrics.record(&e, now);
@@ -448,9 +520,29 @@ impl WindowStage<'_> {
                 entry.push(e.metric);
             }
             if let Some(w) = evaluations_out {
-                serde_json::to_writer(&mut *w, &e)
-                    .map_err(|e| Error::io(std::path::Path::new("evaluation output"), std::io::Error::other(e)))?;
+                serde_json::to_writer(&mut *w, &e).map_err(write_err)?;
                 w.write_all(b"\n").map_err(|e| Error::io(std::path::Path::new("evaluation output"), e))?;
+            }
+        }
+        for e in outcome.quality.drain(..) {
+            self.summary.evaluations += 1;
+            let end = (e.window.end_index, e.window.end_ms);
+            if let Some(v) = e.value {
+                let shown = self.quality_shown.entry(e.model.clone()).or_insert(end);
+                if end >= *shown {
+                    *shown = end;
+                    self.metrics.quality.with_label_values(&[&e.model, e.metric]).set(v);
+                    self.metrics.label_coverage.with_label_values(&[&e.model]).set(e.coverage);
+                }
+            }
+            if let Some(w) = evaluations_out {
+                serde_json::to_writer(&mut *w, &e).map_err(write_err)?;
+                w.write_all(b"\n").map_err(|e| Error::io(std::path::Path::new("evaluation output"), e))?;
+            }
+        }
+        for (model, delay) in outcome.label_delays.drain(..) {
+            if let Some(Some(h)) = self.label_delays.get(model) {
+                h.observe(delay);
             }
         }
         for s in outcome.window_seconds.drain(..) {
@@ -492,7 +584,16 @@ impl WindowStage<'_> {
             let c = m.counters;
             self.metrics.late_events.with_label_values(&[name]).inc_by(c.late - prev.late);
             self.metrics.evaluations.with_label_values(&[name]).inc_by(c.windows - prev.windows);
-            *prev = Seen { late: c.late, windows: c.windows };
+            let mut join = JoinCounters::default();
+            if let Some(q) = m.quality() {
+                let counters = q.counters();
+                join = counters.join;
+                for ((outcome, now), (_, before)) in join.outcomes().into_iter().zip(prev.join.outcomes()) {
+                    self.metrics.labels.with_label_values(&[name, outcome]).inc_by(now - before);
+                }
+                self.metrics.join_pending.with_label_values(&[name]).set(counters.pending as i64);
+            }
+            *prev = Seen { late: c.late, windows: c.windows, join };
             let drifting = self.drifting.iter().filter(|((model, _), metrics)| model == name && !metrics.is_empty()).count();
             self.metrics.drifting_features.with_label_values(&[name]).set(drifting as i64);
         }

@@ -52,6 +52,16 @@ pub struct EngineMetrics {
     pub events_rate: Gauge,
     /// Time spent in each stage per batch.
     pub stage_seconds: HistogramVec,
+    /// Realised quality of the newest window of predictions with labels, per model and metric.
+    pub quality: GaugeVec,
+    /// Share of that window's predictions that have their label, per model.
+    pub label_coverage: GaugeVec,
+    /// Label events by what became of them, per model.
+    pub labels: IntCounterVec,
+    /// Label time minus prediction time of the labels joined, per model.
+    pub label_delay: HistogramVec,
+    /// Predictions waiting for their label, per model.
+    pub join_pending: IntGaugeVec,
 }
 
 impl EngineMetrics {
@@ -123,6 +133,49 @@ impl EngineMetrics {
                     .buckets(vec![0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]),
                 &["stage"],
             )?,
+            quality: GaugeVec::new(
+                Opts::new(
+                    "driftwatch_model_quality",
+                    "Realised quality (predictions joined with their labels) of the newest window that has labels",
+                ),
+                &["model", "metric"],
+            )?,
+            label_coverage: GaugeVec::new(
+                Opts::new(
+                    "driftwatch_model_label_coverage_ratio",
+                    "Share of the predictions of the window in driftwatch_model_quality that have their label",
+                ),
+                &["model"],
+            )?,
+            labels: IntCounterVec::new(
+                Opts::new(
+                    "driftwatch_labels_total",
+                    "Label events and predictions by join outcome (joined, early, expired, evicted, duplicate, orphan, dead_letter)",
+                ),
+                &["model", "outcome"],
+            )?,
+            label_delay: HistogramVec::new(
+                HistogramOpts::new("driftwatch_label_delay_seconds", "Label event time minus its prediction's, for the labels joined")
+                    .buckets(vec![
+                        1.0,
+                        10.0,
+                        60.0,
+                        300.0,
+                        900.0,
+                        3600.0,
+                        4.0 * 3600.0,
+                        12.0 * 3600.0,
+                        86400.0,
+                        3.0 * 86400.0,
+                        7.0 * 86400.0,
+                        30.0 * 86400.0,
+                    ]),
+                &["model"],
+            )?,
+            join_pending: IntGaugeVec::new(
+                Opts::new("driftwatch_label_join_pending", "Predictions in the join store waiting for their label"),
+                &["model"],
+            )?,
         };
         registry.register(Box::new(m.source_events.clone()))?;
         registry.register(Box::new(m.dead_letters.clone()))?;
@@ -144,6 +197,11 @@ impl EngineMetrics {
         registry.register(Box::new(m.start_time.clone()))?;
         registry.register(Box::new(m.events_rate.clone()))?;
         registry.register(Box::new(m.stage_seconds.clone()))?;
+        registry.register(Box::new(m.quality.clone()))?;
+        registry.register(Box::new(m.label_coverage.clone()))?;
+        registry.register(Box::new(m.labels.clone()))?;
+        registry.register(Box::new(m.label_delay.clone()))?;
+        registry.register(Box::new(m.join_pending.clone()))?;
         Ok(m)
     }
 

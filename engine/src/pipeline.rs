@@ -19,9 +19,9 @@ use crate::batch::{integer_category, ModelRows, Recycler, RowsPool};
 use crate::config::{Config, FeatureType, QualityTask};
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
 use crate::evaluate::{ModelCounters, ModelState, Outcome};
-use crate::labels::ReplayLabels;
+use crate::labels::{LabelDecoder, ReplayLabels};
 use crate::model::{build_reference_quality, build_references, task_value, Plan, QualityPlan};
-use crate::quality::{LabelFeed, NoLabels, QualityCounters, QualityState};
+use crate::quality::{LabelFeed, LabelRecord, NoLabels, QualityCounters, QualityState};
 use crate::source::{self, FileFormat};
 use crate::{Error, Result};
 
@@ -44,6 +44,8 @@ pub(crate) struct Batch {
     ends: Vec<usize>,
     /// Lines refused by the reader (longer than the limit): (index in batch, original length).
     oversize: Vec<(usize, usize)>,
+    /// Kafka: indices (ascending) of the events that are labels (from `label_topics`).
+    labels: Vec<usize>,
 }
 
 impl Batch {
@@ -60,6 +62,7 @@ impl Batch {
             starts: Vec::with_capacity(events),
             ends: Vec::with_capacity(events),
             oversize: Vec::new(),
+            labels: Vec::new(),
         }
     }
     pub(crate) fn len(&self) -> usize {
@@ -73,11 +76,16 @@ impl Batch {
         self.starts.clear();
         self.ends.clear();
         self.oversize.clear();
+        self.labels.clear();
     }
     /// Adds a Kafka message (`max`: the event byte limit; longer ones are cut and marked oversize).
-    pub(crate) fn push_message(&mut self, payload: &[u8], slot: u32, offset: i64, max: usize) {
+    /// `label`: the message is a label event.
+    pub(crate) fn push_message(&mut self, payload: &[u8], slot: u32, offset: i64, max: usize, label: bool) {
         if payload.len() > max {
             self.oversize.push((self.len(), payload.len()));
+        }
+        if label {
+            self.labels.push(self.len());
         }
         self.partitions.push(slot);
         self.push(&payload[..payload.len().min(max)], offset as u64);
@@ -86,10 +94,14 @@ impl Batch {
     pub(crate) fn retain_partitions(&mut self, keep: impl Fn(u32) -> bool) {
         let old = std::mem::replace(self, Batch::new(self.seq, self.len()));
         let oversize: HashMap<usize, usize> = old.oversize.iter().copied().collect();
+        let labels: std::collections::HashSet<usize> = old.labels.iter().copied().collect();
         for i in 0..old.len() {
             if keep(old.partitions[i]) {
                 if let Some(&len) = oversize.get(&i) {
                     self.oversize.push((self.len(), len));
+                }
+                if labels.contains(&i) {
+                    self.labels.push(self.len());
                 }
                 self.partitions.push(old.partitions[i]);
                 self.push(old.line(i), old.numbers[i]);
@@ -236,6 +248,12 @@ pub(crate) struct Decoded {
     pub(crate) positions: Vec<(u32, i64)>,
     /// Per model (plan order): its rows in this batch, if any.
     pub(crate) rows: Vec<Option<ModelRows>>,
+    /// Kafka: the batch's label events, decoded, in poll order.
+    pub(crate) labels: Vec<LabelRecord>,
+    /// Kafka: label events in the batch (decoded or dead-lettered).
+    pub(crate) labels_read: u64,
+    /// Kafka: per dead-lettered label, the model (with `quality`) it names, if any.
+    pub(crate) label_dead: Vec<Option<usize>>,
     pub(crate) dead: Vec<DeadLetter>,
     /// Seconds the shard spent decoding it.
     pub(crate) decode_seconds: f64,
@@ -406,10 +424,11 @@ impl Shards {
             senders.push(tx);
             probes.push(rx.clone());
             let (plan, decoder, done, pool, rows) = (Arc::clone(plan), Arc::clone(decoder), done_tx.clone(), pool.clone(), rows.clone());
+            let label_decoder = LabelDecoder::new(&plan)?;
             let handle = std::thread::Builder::new()
                 .name(format!("driftwatch-shard-{i}"))
                 .spawn(move || {
-                    let mut scratch = ShardScratch::default();
+                    let mut scratch = ShardScratch { labels: label_decoder, ..ShardScratch::default() };
                     for batch in rx {
                         let decoded = decode_batch(&batch, &decoder, &plan, &rows, &mut scratch);
                         pool.give(batch);
@@ -436,6 +455,8 @@ pub(crate) struct ShardScratch {
     /// the window stage's: writing 20 columns of them event by event stalled
     /// on every new cache line of each, a column at a time streams.
     numbers: Vec<Vec<f64>>,
+    /// The label decoder, when some model has `quality` (label events come in batches from `label_topics`).
+    pub(crate) labels: Option<LabelDecoder>,
 }
 
 /// Decodes and type-checks one batch (runs on a shard thread).
@@ -449,9 +470,38 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
     numbers.iter_mut().for_each(Vec::clear);
     let oversize: HashMap<usize, usize> = batch.oversize.iter().copied().collect();
     let mut last_model: Option<(String, usize)> = None;
+    let mut labels = Vec::new();
+    let mut label_dead = Vec::new();
+    let mut next_label = batch.labels.iter().copied().peekable();
     for i in 0..batch.len() {
         let bytes = batch.line(i);
         let line = batch.numbers[i];
+        if next_label.next_if_eq(&i).is_some() {
+            let position = batch.partitions.get(i).map(|&slot| (slot, line as i64));
+            let refused = |reason: &'static str, detail: String| DeadLetter {
+                line,
+                reason,
+                detail,
+                payload: bytes.to_vec(),
+                position,
+                partially_used: false,
+                input: Some("labels"),
+            };
+            // The model is known for a label refused after its model was read.
+            let (item, model) = match (&mut scratch.labels, oversize.get(&i)) {
+                (_, Some(len)) => (Err(refused("oversize", format!("{len} bytes, limit {}", plan.decoder.max_event_bytes))), None),
+                (Some(decoder), None) => (decoder.decode(bytes, line), decoder.last_model()),
+                (None, None) => (Err(refused("unknown_model", "a label event, and no model has `quality` configured".into())), None),
+            };
+            match item {
+                Ok(l) => labels.push(l),
+                Err(d) => {
+                    label_dead.push(model);
+                    dead.push(DeadLetter { position, ..d });
+                }
+            }
+            continue;
+        }
         let dead_letter = |reason: &'static str, detail: String, partially_used: bool| DeadLetter {
             line,
             reason,
@@ -585,7 +635,16 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
             None => positions.push((slot, offset as i64)),
         }
     }
-    Decoded { seq: batch.seq, positions, rows: per_model, dead, decode_seconds: started.elapsed().as_secs_f64() }
+    Decoded {
+        seq: batch.seq,
+        positions,
+        rows: per_model,
+        labels_read: batch.labels.len() as u64,
+        labels,
+        label_dead,
+        dead,
+        decode_seconds: started.elapsed().as_secs_f64(),
+    }
 }
 
 /// The predicted class or value and the score of a prediction event
@@ -957,6 +1016,7 @@ fn flush_outcome(outcome: &mut Outcome, outputs: &mut Outputs, report: &mut Repo
     }
     report.suppressed += std::mem::take(&mut outcome.suppressed);
     outcome.window_seconds.clear();
+    outcome.label_delays.clear();
     Ok(())
 }
 
@@ -1182,12 +1242,54 @@ models:
         let decoder = Decoder::new(&plan.decoder).unwrap();
         let pool = BatchPool::new(1, 4);
         let mut batch = pool.take(0);
-        batch.push_message(b"", 0, 41, 100);
-        batch.push_message(b"  ", 0, 42, 100);
+        batch.push_message(b"", 0, 41, 100, false);
+        batch.push_message(b"  ", 0, 42, 100, false);
         let rows = RowsPool::new(plan.models.len(), 2);
         let decoded = decode_batch(&batch, &decoder, &plan, &rows, &mut ShardScratch::default());
         let dead: Vec<(&str, Option<(u32, i64)>)> = decoded.dead.iter().map(|d| (d.reason, d.position)).collect();
         assert_eq!(dead, [("malformed_json", Some((0, 41))), ("malformed_json", Some((0, 42)))]);
+    }
+
+    /// Label messages in a Kafka batch (from `label_topics`) are decoded by
+    /// the label decoder in poll order, beside the predictions; refused ones
+    /// are label dead letters with their position and, where the label names
+    /// it, their model; a revoke keeps the marks of what it keeps.
+    #[test]
+    fn label_messages_in_a_batch_are_decoded_as_labels() {
+        let config = Config::from_yaml(
+            "models:\n  - name: a\n    reference: { baseline_events: 10 }\n    window: { type: tumbling, events: 10 }\n    features:\n      - { name: x, type: numeric }\n    detectors:\n      - { metric: psi, threshold: 0.2 }\n    quality: { task: binary_classification, prediction: p }\n",
+        )
+        .unwrap();
+        let plan = Plan::new(&config).unwrap();
+        let decoder = Decoder::new(&plan.decoder).unwrap();
+        let pool = BatchPool::new(1, 8);
+        let mut batch = pool.take(0);
+        batch.push_message(br#"{"model":"a","prediction_id":"p1","features":{"x":1},"p":1}"#, 0, 10, 1000, false);
+        batch.push_message(br#"{"model":"a","prediction_id":"p1","label":1,"timestamp":5}"#, 1, 20, 1000, true);
+        batch.push_message(br#"{"model":"a","prediction_id":"p2","label":"maybe","timestamp":6}"#, 1, 21, 1000, true);
+        batch.push_message(br#"{"model":"b","prediction_id":"p3","label":0,"timestamp":7}"#, 2, 30, 1000, true);
+        batch.push_message(br#"{"model":"a","prediction_id":"p0","label":0,"timestamp":4}"#, 2, 31, 1000, true);
+        let rows = RowsPool::new(plan.models.len(), 2);
+        let mut scratch = ShardScratch { labels: LabelDecoder::new(&plan).unwrap(), ..ShardScratch::default() };
+        let decoded = decode_batch(&batch, &decoder, &plan, &rows, &mut scratch);
+        assert_eq!(decoded.rows[0].as_ref().map(ModelRows::len), Some(1), "the prediction");
+        let ids: Vec<(&str, f64, i64)> = decoded.labels.iter().map(|l| (&*l.id, l.label, l.ts)).collect();
+        assert_eq!(ids, [("p1", 1.0, 5), ("p0", 0.0, 4)]);
+        assert_eq!(decoded.labels_read, 4);
+        let dead: Vec<_> = decoded.dead.iter().map(|d| (d.reason, d.position, d.input)).collect();
+        assert_eq!(dead, [("invalid_label", Some((1, 21)), Some("labels")), ("unknown_model", Some((2, 30)), Some("labels"))]);
+        assert_eq!(decoded.label_dead, [Some(0), None]);
+        let mut positions = decoded.positions.clone();
+        positions.sort_unstable();
+        assert_eq!(positions, [(0, 10), (1, 21), (2, 31)]);
+
+        // A revoke of partition slot 1 keeps the other marks in place.
+        batch.retain_partitions(|slot| slot != 1);
+        let decoded = decode_batch(&batch, &decoder, &plan, &rows, &mut scratch);
+        let ids: Vec<&str> = decoded.labels.iter().map(|l| &*l.id).collect();
+        assert_eq!(ids, ["p0"]);
+        assert_eq!(decoded.rows[0].as_ref().map(ModelRows::len), Some(1));
+        assert_eq!(decoded.dead.len(), 1);
     }
 
     /// Regression: a payload that is not UTF-8 was written with U+FFFD in

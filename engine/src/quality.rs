@@ -422,6 +422,8 @@ pub struct QualityCounters {
 pub struct QualityState {
     plan: QualityPlan,
     model: String,
+    /// The model's index (plan order).
+    plan_index: usize,
     alerting: AlertingConfig,
     window: WindowSpec,
     panes_per_window: i64,
@@ -456,6 +458,7 @@ impl QualityState {
             states: vec![DriftState::default(); plan.metrics.len()],
             store: JoinStore::new(plan.max_pending),
             model: model.name.clone(),
+            plan_index: model.index,
             alerting: model.alerting.clone(),
             window: model.window,
             panes_per_window: model.window_panes() as i64,
@@ -560,7 +563,7 @@ impl QualityState {
         }
         let mut slot = Slot { id: id.into(), pane, ts, predicted, score };
         if let Some((label, label_ts)) = early {
-            self.join(&slot, label, label_ts)?;
+            self.join(&slot, label, label_ts, out)?;
             slot.predicted = f64::NAN;
         } else if let Some(p) = self.panes.get_mut(&pane) {
             p.pending += 1;
@@ -569,7 +572,7 @@ impl QualityState {
         Ok(())
     }
 
-    fn join(&mut self, slot: &Slot, label: f64, label_ts: i64) -> Result<()> {
+    fn join(&mut self, slot: &Slot, label: f64, label_ts: i64, out: &mut Outcome) -> Result<()> {
         let pane = self.pane(slot.pane)?;
         pane.acc.add(label, slot.predicted, slot.score)?;
         pane.labelled += 1;
@@ -579,6 +582,7 @@ impl QualityState {
             // The histogram grows to the largest delay seen (saturating_record would clamp to its current top).
             let delay = label_ts.saturating_sub(slot.ts).max(0) as u64;
             self.delays.record(delay).map_err(|e| Error::Internal(format!("label delay histogram: {e}")))?;
+            out.label_delays.push((self.plan_index, delay as f64 / 1000.0));
         }
         Ok(())
     }
@@ -597,7 +601,7 @@ impl QualityState {
                     // The prediction stopped waiting `label_ttl` after its own time.
                     self.counters.orphan += 1;
                 } else {
-                    self.join(&slot, l.label, l.ts)?;
+                    self.join(&slot, l.label, l.ts, out)?;
                     self.store.mark_joined(seq);
                     if let Some(p) = self.panes.get_mut(&slot.pane) {
                         p.pending = p.pending.saturating_sub(1);

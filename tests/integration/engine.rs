@@ -151,6 +151,14 @@ fn quality_config_errors_name_the_field() {
     assert!(e.contains("input.prediction_id"), "{e}");
     let e = config_error(&format!("labels: {{ label: '' }}\n{ok}"));
     assert!(e.contains("labels.label"), "{e}");
+    // Live labels: a topic of their own, and only for models with quality.
+    let source = |topics: &str| format!("source: {{ type: kafka, brokers: 127.0.0.1:9092, group_id: g, {topics} }}\n");
+    let live = format!("{}{ok}", source("topics: [p], label_topics: [l]"));
+    assert!(Config::from_yaml(&live).unwrap().source.is_some());
+    let e = config_error(&format!("{}{ok}", source("topics: [p], label_topics: [p]")));
+    assert!(e.contains("label_topics") && e.contains("not both"), "{e}");
+    let e = config_error(&format!("{}{BASE}", source("topics: [p], label_topics: [l]")));
+    assert!(e.contains("source.label_topics") && e.contains("quality"), "{e}");
 }
 
 #[test]
@@ -826,10 +834,10 @@ fn realised_quality_per_window_equals_scikit_learn_on_the_joined_pairs() {
     assert_eq!(lines(&events_again), events);
 }
 
-/// `driftwatch run` does not consume labels yet: a live configuration with
-/// `quality` is refused with the reason instead of evaluating no quality.
+/// A live configuration with `quality` but no `source.label_topics` is
+/// refused with the reason instead of evaluating no quality.
 #[test]
-fn run_refuses_quality_until_it_consumes_labels() {
+fn run_refuses_quality_without_label_topics() {
     let dir = repo().join("tests/fixtures/quality");
     let yaml = std::fs::read_to_string(dir.join("config.yaml"))
         .unwrap()
@@ -844,7 +852,7 @@ fn run_refuses_quality_until_it_consumes_labels() {
         stop: Default::default(),
     };
     let e = driftwatch_engine::live::run(&config, options).unwrap_err().to_string();
-    assert!(e.contains("\"fraud\"") && e.contains("quality") && e.contains("replay --labels"), "{e}");
+    assert!(e.contains("\"fraud\"") && e.contains("quality") && e.contains("source.label_topics"), "{e}");
 }
 
 /// The quality fixture's labels as CSV (classes written as 0/1, 0.0/1.0 and

@@ -959,3 +959,259 @@ fn kafka_over_mutual_tls_with_secrets_from_the_environment() {
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Realised quality of one window, computed here from the pairs directly:
+/// accuracy, F1 and ROC AUC (Mann–Whitney, ties counted half).
+fn window_quality(pairs: &[(f64, f64, f64)]) -> [f64; 3] {
+    let n = pairs.len() as f64;
+    let correct = pairs.iter().filter(|(y, p, _)| y == p).count() as f64;
+    let tp = pairs.iter().filter(|(y, p, _)| *y == 1.0 && *p == 1.0).count() as f64;
+    let fp = pairs.iter().filter(|(y, p, _)| *y == 0.0 && *p == 1.0).count() as f64;
+    let fn_ = pairs.iter().filter(|(y, p, _)| *y == 1.0 && *p == 0.0).count() as f64;
+    let positives: Vec<f64> = pairs.iter().filter(|t| t.0 == 1.0).map(|t| t.2).collect();
+    let negatives: Vec<f64> = pairs.iter().filter(|t| t.0 == 0.0).map(|t| t.2).collect();
+    let mut wins = 0.0;
+    for &p in &positives {
+        for &q in &negatives {
+            wins += if p > q {
+                1.0
+            } else if p == q {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    [correct / n, 2.0 * tp / (2.0 * tp + fp + fn_), wins / (positives.len() as f64 * negatives.len() as f64)]
+}
+
+/// A deterministic stream of uniforms in [0, 1).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Labels from a second topic, minutes late and out of order, joined with
+/// the predictions of a live run: each window's realised accuracy, F1 and
+/// ROC AUC equal a direct computation on its joined pairs, an accuracy drop
+/// injected from the fourth window on raises exactly one quality drift
+/// event, and every join outcome (joined, early, orphan, duplicate,
+/// expired, dead letter) is counted on `/metrics`.
+#[test]
+fn live_labels_from_a_second_topic_give_realised_quality_per_window() {
+    let rt = runtime();
+    let (predictions, labels, group, dead) = (unique("predictions"), unique("labels"), unique("group"), unique("dead"));
+    create_topics(&rt, &[(&predictions, 1), (&labels, 2), (&dead, 1)]);
+    let receiver = Receiver::start(&rt);
+    let dir = std::env::temp_dir().join(unique("dw-live-quality"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/quality/reference.csv");
+    let reference = std::fs::read_to_string(&fixture).unwrap();
+    std::fs::write(dir.join("reference.csv"), &reference).unwrap();
+    let f0: Vec<f64> = reference.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+
+    // 3 000 predictions, one a second: five 10-minute windows. From the
+    // fourth window on, labels agree with the prediction 60 % of the time
+    // instead of 92 %; 10 % of the predictions never get a label.
+    let t0 = 1_767_225_600_000i64;
+    let (n, window_ms) = (3000usize, 600_000i64);
+    let mut rng = Lcg(7);
+    let p = producer();
+    let send = |p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, payload: &str| loop {
+        match p.send(BaseRecord::to(topic).key(key).payload(payload)) {
+            Ok(()) => break,
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    };
+    let mut truth: Vec<Option<(f64, i64)>> = Vec::with_capacity(n);
+    let mut predicted = Vec::with_capacity(n);
+    for i in 0..n {
+        let ts = t0 + i as i64 * 1000;
+        let score = (rng.next() * 1000.0).round() / 1000.0;
+        let class = f64::from(score >= 0.5);
+        let agree = if ts - t0 < 3 * window_ms { 0.92 } else { 0.6 };
+        let label = if rng.next() < agree { class } else { 1.0 - class };
+        let delay = (rng.next() * 40.0 * 60_000.0) as i64;
+        truth.push((rng.next() >= 0.1).then_some((label, ts + delay)));
+        predicted.push((class, score, ts));
+        let event = format!(
+            r#"{{"model":"fraud","prediction_id":"p{i}","timestamp":{ts},"features":{{"f0":{}}},"prediction":{class},"score":{score}}}"#,
+            f0[i % f0.len()]
+        );
+        send(&p, &predictions, &format!("p{i}"), &event);
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+
+    let config = format!(
+        r#"engine: {{ batch_events: 256 }}
+models:
+  - name: fraud
+    reference: {{ path: reference.csv }}
+    window: {{ type: tumbling, duration: 10m }}
+    features:
+      - {{ name: f0, type: numeric }}
+    detectors:
+      - {{ metric: psi, threshold: 0.5 }}
+    alerting: {{ consecutive: 1, recover_after: 2 }}
+    quality:
+      task: binary_classification
+      prediction: prediction
+      score: score
+      metrics: [accuracy, f1, roc_auc]
+      label_ttl: 2h
+      early_label_ttl: 1h
+      detectors:
+        - {{ metric: accuracy, min: 0.8 }}
+source:
+  type: kafka
+  brokers: {brokers}
+  topics: [{predictions}]
+  label_topics: [{labels}]
+  group_id: {group}
+  options: {{ session.timeout.ms: "6000", heartbeat.interval.ms: "500", fetch.wait.max.ms: "100" }}
+  commit_interval: 200ms
+  dead_letter_topic: {dead}
+sinks:
+  - {{ type: webhook, url: "http://{addr}/events" }}
+"#,
+        brokers = brokers(),
+        addr = receiver.addr,
+    );
+    let out = dir.join("evaluations.jsonl");
+    let mut engine = Engine::start(&dir, &config, &["--output-evaluations", out.to_str().unwrap()]);
+    engine.wait_for("every prediction", Duration::from_secs(60), |s| metric_sum(s, "driftwatch_window_events_total") >= n as f64);
+
+    // The labels, all after their predictions here: in a shuffled order,
+    // keyed by prediction id (so a duplicate follows its original in its
+    // partition), then 30 duplicates with the other class (the first label
+    // wins), 20 for ids never predicted, and 4 unusable ones.
+    let mut order: Vec<usize> = (0..n).filter(|&i| truth[i].is_some()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, (rng.next() * (i + 1) as f64) as usize);
+    }
+    let label_line =
+        |id: &str, label: f64, ts: i64| format!(r#"{{"model":"fraud","prediction_id":"{id}","label":{label},"timestamp":{ts}}}"#);
+    let mut sent = 0u64;
+    for &i in &order {
+        let (label, ts) = truth[i].unwrap();
+        send(&p, &labels, &format!("p{i}"), &label_line(&format!("p{i}"), label, ts));
+        sent += 1;
+    }
+    for &i in order.iter().take(30) {
+        let (label, ts) = truth[i].unwrap();
+        send(&p, &labels, &format!("p{i}"), &label_line(&format!("p{i}"), 1.0 - label, ts + 1000));
+        sent += 1;
+    }
+    for k in 0..20 {
+        send(&p, &labels, &format!("ghost{k}"), &label_line(&format!("ghost{k}"), 1.0, t0 + k * 1000));
+        sent += 1;
+    }
+    let bad = [
+        "not json".to_owned(),
+        format!(r#"{{"model":"fraud","prediction_id":"p5","label":"maybe","timestamp":{t0}}}"#),
+        format!(r#"{{"model":"fraud","label":1,"timestamp":{t0}}}"#),
+        format!(r#"{{"model":"ghost","prediction_id":"p6","label":1,"timestamp":{t0}}}"#),
+    ];
+    for b in &bad {
+        send(&p, &labels, "bad", b);
+        sent += 1;
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    let joined = order.len() as f64;
+    let label_outcome = |s: &str, outcome: &str| {
+        s.lines()
+            .filter(|l| l.starts_with("driftwatch_labels_total{") && l.contains(&format!("outcome=\"{outcome}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    engine.wait_for("every label", Duration::from_secs(60), |s| {
+        ["joined", "duplicate", "early", "dead_letter"].iter().map(|o| label_outcome(s, o)).sum::<f64>() >= sent as f64
+    });
+    let scrape = engine.scrape();
+    assert_eq!(label_outcome(&scrape, "joined"), joined, "{scrape}");
+    assert_eq!(label_outcome(&scrape, "duplicate"), 30.0);
+    assert_eq!(label_outcome(&scrape, "early"), 20.0);
+    assert_eq!(label_outcome(&scrape, "dead_letter"), 4.0);
+    assert!(scrape.contains("driftwatch_labels_total{model=\"fraud\",outcome=\"dead_letter\"} 2"), "{scrape}");
+    assert_eq!(metric_sum(&scrape, "driftwatch_label_delay_seconds_count"), joined);
+    assert_eq!(metric_sum(&scrape, "driftwatch_label_join_pending"), (n - order.len()) as f64);
+    // Per window: its (label, predicted, score) pairs and their accuracy, F1 and ROC AUC.
+    type Pairs = Vec<(f64, f64, f64)>;
+    let windows: Vec<(Pairs, [f64; 3])> = (0..5i64)
+        .map(|w| {
+            let start = t0 + w * window_ms;
+            let pairs: Vec<(f64, f64, f64)> = (0..n)
+                .filter(|&i| predicted[i].2 >= start && predicted[i].2 < start + window_ms)
+                .filter_map(|i| truth[i].map(|(label, _)| (label, predicted[i].0, predicted[i].1)))
+                .collect();
+            let quality = window_quality(&pairs);
+            (pairs, quality)
+        })
+        .collect();
+
+    // A prediction past every window's end plus label_ttl: the five windows
+    // become final, the unlabelled predictions expire, the ids never
+    // predicted are orphans.
+    let late = t0 + 3 * 3_600_000;
+    send(
+        &p,
+        &predictions,
+        "flush",
+        &format!(r#"{{"model":"fraud","prediction_id":"flush","timestamp":{late},"features":{{"f0":0.1}},"prediction":0,"score":0.2}}"#),
+    );
+    p.flush(Duration::from_secs(30)).unwrap();
+    let scrape = engine.wait_for("final windows", Duration::from_secs(60), |s| label_outcome(s, "expired") >= (n - order.len()) as f64);
+    assert_eq!(label_outcome(&scrape, "expired"), (n - order.len()) as f64);
+    assert_eq!(label_outcome(&scrape, "orphan"), 20.0);
+    // The gauges show the newest window with labels: the fifth.
+    let gauge = |name: &str, labels: &str| {
+        let prefix = format!("{name}{{{labels}}} ");
+        scrape.lines().find_map(|l| l.strip_prefix(&prefix)?.parse::<f64>().ok()).unwrap_or_else(|| panic!("no {prefix}in\n{scrape}"))
+    };
+    assert_eq!(gauge("driftwatch_model_quality", r#"metric="accuracy",model="fraud""#), windows[4].1[0]);
+    assert_eq!(gauge("driftwatch_model_label_coverage_ratio", r#"model="fraud""#), windows[4].0.len() as f64 / 600.0);
+    let start = Instant::now();
+    while !receiver.events().iter().any(|(_, e)| e["kind"] == "quality") && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let summary = engine.stop();
+    assert_eq!(summary["labels"]["models"]["fraud"]["joined"], joined as u64, "{summary}");
+    assert_eq!(summary["labels"]["read"], sent, "{summary}");
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut last: BTreeMap<(i64, String), Value> = BTreeMap::new();
+    for line in text.lines() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        if e["kind"] == "quality" {
+            last.insert((e["window"]["start_ms"].as_i64().unwrap(), e["metric"].as_str().unwrap().to_owned()), e);
+        }
+    }
+    for (w, (pairs, expected)) in windows.iter().enumerate() {
+        let start = t0 + w as i64 * window_ms;
+        for (metric, &want) in ["accuracy", "f1", "roc_auc"].iter().zip(expected) {
+            let e = &last[&(start, metric.to_string())];
+            let got = e["value"].as_f64().unwrap();
+            assert!((got - want).abs() <= 1e-12, "window {w} {metric}: {got} vs {want}");
+            assert_eq!(e["final"], true, "{e}");
+            assert_eq!(e["labelled"], pairs.len() as u64);
+            assert!((e["coverage"].as_f64().unwrap() - pairs.len() as f64 / 600.0).abs() < 1e-12, "{e}");
+            assert_eq!(e["window"]["count"], 600);
+        }
+    }
+    // Exactly one quality drift event, accuracy, for the fourth window.
+    let quality: Vec<Value> = receiver.events().into_iter().map(|(_, e)| e).filter(|e| e["kind"] == "quality").collect();
+    assert_eq!(quality.len(), 1, "{quality:?}");
+    assert_eq!(quality[0]["type"], "drift");
+    assert_eq!(quality[0]["metric"], "accuracy");
+    assert_eq!(quality[0]["window"]["start_ms"], t0 + 3 * window_ms, "{}", quality[0]);
+    // The labels' offsets are committed; the unusable ones reached the dead-letter topic.
+    assert_eq!(committed_total(&group, &labels, 2), sent as i64);
+    let dead_letters = read_topic(&dead, 1, 4);
+    assert_eq!(dead_letters.len(), 4);
+    assert!(dead_letters.iter().all(|(_, h)| h.get("driftwatch.input").map(String::as_str) == Some("labels")), "{dead_letters:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

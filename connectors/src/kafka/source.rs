@@ -39,8 +39,13 @@ fn default_batch_wait() -> String {
 pub struct KafkaSourceConfig {
     /// `bootstrap.servers`.
     pub brokers: String,
-    /// Topics to subscribe to.
+    /// Topics to subscribe to (prediction events).
     pub topics: Vec<String>,
+    /// Topics of label events (ground truth for models with `quality`),
+    /// consumed by the same consumer group; their offsets are committed by
+    /// the same rule as the predictions'.
+    #[serde(default)]
+    pub label_topics: Vec<String>,
     /// Consumer group.
     pub group_id: String,
     /// librdkafka consumer settings passed through (`security.protocol`,
@@ -70,6 +75,15 @@ impl KafkaSourceConfig {
         if self.topics.is_empty() {
             return Err(Error::Config { field: "topics", message: "at least one topic".into() });
         }
+        if let Some(t) = self.label_topics.iter().find(|t| self.topics.contains(t)) {
+            return Err(Error::Config {
+                field: "label_topics",
+                message: format!("{t:?} is in `topics` too: a topic carries predictions or labels, not both"),
+            });
+        }
+        if self.label_topics.iter().any(String::is_empty) {
+            return Err(Error::Config { field: "label_topics", message: "a topic name must not be empty".into() });
+        }
         if self.group_id.is_empty() {
             return Err(Error::Config { field: "group_id", message: "must not be empty".into() });
         }
@@ -96,6 +110,8 @@ pub struct Message<'a> {
     pub offset: i64,
     /// The message timestamp (ms), if the broker sent one.
     pub timestamp_ms: Option<i64>,
+    /// Whether it comes from one of `label_topics`.
+    pub label: bool,
 }
 
 /// What a poll did.
@@ -351,15 +367,34 @@ impl ConsumerContext for SourceContext {
     }
 }
 
-/// The slot of a partition from the polling thread's cache (the shared table
-/// is consulted once per partition).
-fn cached_slot(cache: &mut HashMap<String, HashMap<i32, u32>>, shared: &Shared, topic: &str, partition: i32) -> u32 {
-    if let Some(&slot) = cache.get(topic).and_then(|p| p.get(&partition)) {
-        return slot;
+/// Per topic, as the polling thread caches it: whether it is a label topic,
+/// and its partitions' slots.
+#[derive(Debug, Default)]
+struct TopicSlots {
+    label: bool,
+    partitions: HashMap<i32, u32>,
+}
+
+/// The slot of a partition and whether its topic carries labels, from the
+/// polling thread's cache (the shared table is consulted once per partition).
+fn cached_slot(
+    cache: &mut HashMap<String, TopicSlots>,
+    label_topics: &[String],
+    shared: &Shared,
+    topic: &str,
+    partition: i32,
+) -> (u32, bool) {
+    if let Some(t) = cache.get(topic) {
+        if let Some(&slot) = t.partitions.get(&partition) {
+            return (slot, t.label);
+        }
     }
     let slot = shared.slot(topic, partition);
-    cache.entry(topic.to_owned()).or_default().insert(partition, slot);
-    slot
+    let t = cache
+        .entry(topic.to_owned())
+        .or_insert_with(|| TopicSlots { label: label_topics.iter().any(|l| l == topic), partitions: HashMap::new() });
+    t.partitions.insert(partition, slot);
+    (slot, t.label)
 }
 
 /// A running consumer.
@@ -367,7 +402,8 @@ pub struct KafkaSource {
     consumer: BaseConsumer<SourceContext>,
     shared: Arc<Shared>,
     /// Slots seen by this thread: topic → partition → slot (hot path: no lock, no allocation on a hit).
-    slots: HashMap<String, HashMap<i32, u32>>,
+    slots: HashMap<String, TopicSlots>,
+    label_topics: Vec<String>,
     commit_interval: Duration,
     last_commit: Instant,
 }
@@ -432,12 +468,13 @@ impl KafkaSource {
         let consumer: BaseConsumer<SourceContext> = c
             .create_with_context(SourceContext { shared: Arc::clone(&shared), hook })
             .map_err(|source| super::client_error("creating the consumer", source))?;
-        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        let topics: Vec<&str> = config.topics.iter().chain(&config.label_topics).map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|source| Error::Kafka { what: "subscribing", source })?;
         Ok(Self {
             consumer,
             shared,
             slots: HashMap::new(),
+            label_topics: config.label_topics.clone(),
             commit_interval: parse_duration("commit_interval", &config.commit_interval)?,
             last_commit: Instant::now(),
         })
@@ -472,12 +509,13 @@ impl KafkaSource {
                     log_rate_limited(&format!("kafka source: {e}"));
                 }
                 Some(Ok(m)) => {
-                    let slot = cached_slot(&mut self.slots, &self.shared, m.topic(), m.partition());
+                    let (slot, label) = cached_slot(&mut self.slots, &self.label_topics, &self.shared, m.topic(), m.partition());
                     f(Message {
                         payload: m.payload().unwrap_or_default(),
                         slot,
                         offset: m.offset(),
                         timestamp_ms: m.timestamp().to_millis(),
+                        label,
                     });
                     n += 1;
                 }
