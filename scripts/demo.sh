@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: a local Kafka-compatible broker (Tansu) on 127.0.0.1, `driftwatch
-# generate` producing drifting traffic into the topic `predictions`, and
+# generate` producing drifting traffic into the topic `predictions` (and its
+# delayed labels into `labels`), and
 # `driftwatch run` on configs/demo.yaml with live progress, drift events on
 # stdout and the topic `drift-events`, and Prometheus metrics on
 # http://127.0.0.1:9100/metrics. Ctrl-C stops everything it started.
@@ -50,12 +51,14 @@ cleanup() {
 trap cleanup INT TERM EXIT
 scripts/broker.sh start --port "$port"
 scripts/broker.sh topic create predictions --partitions 4 --port "$port"
+scripts/broker.sh topic create labels --partitions 4 --port "$port"
 scripts/broker.sh topic create drift-events --partitions 1 --port "$port"
 scripts/broker.sh topic create predictions-dead-letter --partitions 1 --port "$port"
 
 # Drift starts after 1/3 of the events and ends after 2/3 (so a `resolved` follows).
 "$bin" generate --events "$events" --drift-start $((events / 3)) --drift-end $((2 * events / 3)) \
-    --kafka-brokers "$brokers" --kafka-topic predictions --rate "$rate" >"$demo_dir/generate.log" 2>&1 &
+    --kafka-brokers "$brokers" --kafka-topic predictions --labels-topic labels --label-delay 30 \
+    --rate "$rate" >"$demo_dir/generate.log" 2>&1 &
 generator_pid=$!
 echo "demo: producing $events events at $rate/s to $brokers/predictions (drift from event $((events / 3)) to $((2 * events / 3)))" >&2
 echo "demo: metrics on http://127.0.0.1:9100/metrics; Ctrl-C stops everything" >&2

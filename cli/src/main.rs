@@ -179,13 +179,38 @@ fn produce(args: &GenerateArgs, brokers: &str, topic: &str) -> anyhow::Result<()
         .collect();
     let config = KafkaSinkConfig { name: Some("generate".into()), brokers: brokers.into(), topic: topic.into(), options };
     let sink = KafkaSink::start(&config, metrics.clone())?;
+    let labels = args.label_spec()?;
+    let label_sink = match &args.labels_topic {
+        Some(t) => Some((
+            t,
+            KafkaSink::start(
+                &KafkaSinkConfig { name: Some("generate-labels".into()), topic: t.clone(), ..config.clone() },
+                metrics.clone(),
+            )?,
+        )),
+        None => None,
+    };
+    let mut queue = driftwatch_generator::LabelQueue::default();
+    let send_labels = |queue: &mut driftwatch_generator::LabelQueue, until: Option<i64>| -> anyhow::Result<()> {
+        if let Some((t, s)) = &label_sink {
+            while let Some((j, line)) = queue.pop_until(until) {
+                let key = format!("{}-{j}", args.model);
+                anyhow::ensure!(s.send_blocking(&key, &line), "producing labels to {t} on {brokers} failed");
+            }
+        }
+        Ok(())
+    };
     let started = Instant::now();
     let mut buf = Vec::with_capacity(1024);
     let mut last_report = Instant::now();
     for i in 0..args.events {
         buf.clear();
-        generator.write_event(i, &mut buf);
+        let score = generator.write_event(i, &mut buf);
         anyhow::ensure!(sink.send_blocking(&i.to_string(), &buf), "producing to {topic} on {brokers} failed");
+        if label_sink.is_some() {
+            queue.push(&generator, i, score, &labels);
+            send_labels(&mut queue, Some(generator.timestamp_ms(i)))?;
+        }
         if args.rate > 0.0 && i % 100 == 0 {
             let due = Duration::from_secs_f64(i as f64 / args.rate);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -197,8 +222,13 @@ fn produce(args: &GenerateArgs, brokers: &str, topic: &str) -> anyhow::Result<()
             eprintln!("generate: {i} events produced to {topic}");
         }
     }
+    send_labels(&mut queue, None)?;
     sink.flush(Duration::from_secs(60));
-    let failed = metrics.events.with_label_values(&["generate", "failed"]).get();
+    if let Some((_, s)) = &label_sink {
+        s.flush(Duration::from_secs(60));
+    }
+    let failed = metrics.events.with_label_values(&["generate", "failed"]).get()
+        + metrics.events.with_label_values(&["generate-labels", "failed"]).get();
     anyhow::ensure!(failed == 0, "{failed} events could not be delivered to {topic}");
     eprintln!("generate: {} events produced to {topic} in {:.1} s", args.events, started.elapsed().as_secs_f64());
     Ok(())

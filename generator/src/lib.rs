@@ -222,6 +222,7 @@ const EVENT_VALUES: u64 = 0x6576_656e_7476_616c;
 const EVENT_MISSING: u64 = 0x6576_656e_746d_6973;
 const REFERENCE_VALUES: u64 = 0x7265_6676_616c_7565;
 const REFERENCE_MISSING: u64 = 0x7265_666d_6973_7369;
+const LABELS: u64 = 0x6c61_6265_6c73_0001;
 const FEATURE_PARAMETERS: u64 = 0x7061_7261_6d65_7465;
 
 const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -434,6 +435,7 @@ pub struct Generator {
     event_missing: u64,
     reference_values: u64,
     reference_missing: u64,
+    labels: u64,
     /// Index of the next reference row [`Generator::write_reference_row`] writes.
     next_reference_row: u64,
     /// Bytes to reserve before an event, so the hot path grows `buf` at most once.
@@ -541,6 +543,7 @@ impl Generator {
             event_missing: mix64(seed ^ EVENT_MISSING),
             reference_values: mix64(seed ^ REFERENCE_VALUES),
             reference_missing: mix64(seed ^ REFERENCE_MISSING),
+            labels: mix64(seed ^ LABELS),
             next_reference_row: 0,
             event_bytes_hint,
             config,
@@ -576,7 +579,8 @@ impl Generator {
     /// `{"model":"fraud","model_version":"v1","prediction_id":"fraud-<i>","timestamp":<ms>,"features":{"f00":…,"c0":"a",…},"prediction":0,"score":0.12}`.
     ///
     /// Hot path: apart from growing `buf` it allocates nothing.
-    pub fn write_event(&self, i: u64, buf: &mut Vec<u8>) {
+    /// Returns the event's score.
+    pub fn write_event(&self, i: u64, buf: &mut Vec<u8>) -> f64 {
         buf.reserve(self.event_bytes_hint);
         buf.extend_from_slice(&self.event_prefix);
         push_u64(buf, i);
@@ -589,6 +593,37 @@ impl Generator {
         buf.extend_from_slice(if score >= 0.5 { br#"},"prediction":1,"score":"# } else { br#"},"prediction":0,"score":"# });
         push_f64(buf, score);
         buf.push(b'}');
+        score
+    }
+
+    /// The label event of event `i` (whose score is `score`), without a
+    /// trailing newline, and its event time:
+    /// `{"model":"fraud","prediction_id":"fraud-<i>","label":1,"timestamp":<ms>}`.
+    ///
+    /// The class is drawn with probability `score` of being 1 (a calibrated
+    /// model); inside the drift interval a share `labels.flip` of the classes
+    /// is flipped (concept drift: the model's quality drops). The label comes
+    /// an exponentially distributed delay of mean `labels.mean_delay_ms`
+    /// (event time) after its prediction.
+    pub fn write_label(&self, i: u64, score: f64, labels: &LabelSpec, buf: &mut Vec<u8>) -> i64 {
+        let mut rng = SplitMix64::for_row(self.labels, i);
+        let mut class = rng.uniform() < score;
+        if self.is_drifted(i) && rng.uniform() < labels.flip {
+            class = !class;
+        }
+        let delay = (-(labels.mean_delay_ms as f64) * (1.0 - rng.uniform()).ln()).round() as i64;
+        let ts = self.timestamp_ms(i).saturating_add(delay);
+        buf.extend_from_slice(br#"{"model":"#);
+        buf.extend_from_slice(&json_string(&self.config.model));
+        let prefix = &self.event_prefix;
+        // `,"prediction_id":"<model>-` is the tail of the event prefix.
+        let at = prefix.windows(17).position(|w| w == br#","prediction_id":"#).unwrap_or(prefix.len());
+        buf.extend_from_slice(&prefix[at..]);
+        push_u64(buf, i);
+        buf.extend_from_slice(if class { br#"","label":1,"timestamp":"# } else { br#"","label":0,"timestamp":"# });
+        push_i64(buf, ts);
+        buf.push(b'}');
+        ts
     }
 
     /// Appends the next reference row to `buf` as a flat JSON object without a
@@ -726,6 +761,40 @@ fn check_number(field: &'static str, value: f64, ok: bool, expected: &'static st
     }
 }
 
+/// How label events are generated ([`Generator::write_label`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelSpec {
+    /// Mean delay of a label after its prediction (event time, ms).
+    pub mean_delay_ms: i64,
+    /// Share of the labels flipped inside the drift interval.
+    pub flip: f64,
+}
+
+/// Labels waiting for the stream's event time to reach their own, so that
+/// they are written in time order, as a labels topic would carry them.
+#[derive(Debug, Default)]
+pub struct LabelQueue {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u64, Vec<u8>)>>,
+}
+
+impl LabelQueue {
+    /// Queues event `i`'s label (made by [`Generator::write_label`]).
+    pub fn push(&mut self, generator: &Generator, i: u64, score: f64, labels: &LabelSpec) {
+        let mut buf = Vec::with_capacity(96);
+        let ts = generator.write_label(i, score, labels, &mut buf);
+        self.heap.push(std::cmp::Reverse((ts, i, buf)));
+    }
+
+    /// The next label whose time is at most `ts` (`None` for `ts`: any), as (index, bytes).
+    pub fn pop_until(&mut self, ts: Option<i64>) -> Option<(u64, Vec<u8>)> {
+        let std::cmp::Reverse((t, _, _)) = self.heap.peek()?;
+        if ts.is_some_and(|limit| *t > limit) {
+            return None;
+        }
+        self.heap.pop().map(|std::cmp::Reverse((_, i, buf))| (i, buf))
+    }
+}
+
 /// Writes events `range` as JSON lines (one event and `\n` per line) to `out`,
 /// in chunks of about 64 KiB, and flushes it.
 pub fn write_events_to<W: Write + ?Sized>(generator: &Generator, range: Range<u64>, out: &mut W) -> io::Result<()> {
@@ -739,6 +808,27 @@ pub fn write_events_to<W: Write + ?Sized>(generator: &Generator, range: Range<u6
         }
     }
     out.write_all(&buf)?;
+    out.flush()
+}
+
+/// Writes the labels of events `range` as JSON lines to `out`, in label-time
+/// order (a label is written once the events' time reaches its own), and flushes it.
+pub fn write_labels_to<W: Write + ?Sized>(generator: &Generator, range: Range<u64>, labels: &LabelSpec, out: &mut W) -> io::Result<()> {
+    let mut queue = LabelQueue::default();
+    let mut event = Vec::with_capacity(1024);
+    for i in range {
+        event.clear();
+        let score = generator.write_event(i, &mut event);
+        queue.push(generator, i, score, labels);
+        while let Some((_, line)) = queue.pop_until(Some(generator.timestamp_ms(i))) {
+            out.write_all(&line)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    while let Some((_, line)) = queue.pop_until(None) {
+        out.write_all(&line)?;
+        out.write_all(b"\n")?;
+    }
     out.flush()
 }
 
@@ -857,6 +947,19 @@ pub struct GenerateArgs {
     /// Kafka: events per second of wall time (0: as fast as the broker takes them).
     #[arg(long, value_name = "X", default_value_t = 0.0)]
     pub rate: f64,
+    /// Also write a label event per prediction here (JSON lines, in label-time order).
+    #[arg(long, value_name = "PATH", conflicts_with = "kafka_topic")]
+    pub labels_output: Option<PathBuf>,
+    /// Kafka: also produce a label event per prediction to this topic, each
+    /// once the stream's event time reaches the label's (key: the prediction id).
+    #[arg(long, value_name = "TOPIC", requires = "kafka_topic")]
+    pub labels_topic: Option<String>,
+    /// Mean delay of a label after its prediction, in seconds of event time (exponentially distributed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub label_delay: f64,
+    /// Share of the labels flipped inside the drift interval (concept drift: the model's accuracy drops).
+    #[arg(long, value_name = "P", default_value_t = 0.3)]
+    pub label_flip: f64,
 }
 
 impl GenerateArgs {
@@ -880,8 +983,16 @@ impl GenerateArgs {
         }
     }
 
-    /// Writes the events, then the reference sample if one was asked for.
+    /// How labels are generated, checked.
+    pub fn label_spec(&self) -> Result<LabelSpec, GenerateError> {
+        check_number("label_delay", self.label_delay, self.label_delay.is_finite() && self.label_delay >= 0.0, "at least 0")?;
+        check_number("label_flip", self.label_flip, (0.0..=1.0).contains(&self.label_flip), "between 0 and 1")?;
+        Ok(LabelSpec { mean_delay_ms: (self.label_delay * 1000.0).round() as i64, flip: self.label_flip })
+    }
+
+    /// Writes the events, then the labels and the reference sample if they were asked for.
     pub fn run(&self) -> Result<(), GenerateError> {
+        let labels = self.label_spec()?;
         // Refuse a bad configuration or reference path before writing anything.
         let reference = match &self.reference_output {
             Some(path) => {
@@ -904,6 +1015,11 @@ impl GenerateArgs {
             write_events_to(&generator, 0..self.events, &mut file).map_err(output_error)?;
         }
 
+        if let Some(path) = &self.labels_output {
+            let labels_error = |source| GenerateError::Io { path: path.clone(), source };
+            let mut file = io::BufWriter::new(File::create(path).map_err(labels_error)?);
+            write_labels_to(&generator, 0..self.events, &labels, &mut file).map_err(labels_error)?;
+        }
         if let Some((path, format)) = reference {
             let reference_error = |source| GenerateError::Io { path: path.clone(), source };
             let mut file = File::create(path).map_err(reference_error)?;
@@ -1334,5 +1450,43 @@ mod tests {
             bytes as f64 / elapsed / 1e6,
             bytes as u64 / events
         );
+    }
+
+    /// Labels: one per event, in time order, each `label_delay` late on
+    /// average; calibrated to the score outside the drift interval, a share
+    /// `label_flip` flipped inside it.
+    #[test]
+    fn labels_follow_their_predictions_in_time_order() {
+        let generator =
+            Generator::new(GeneratorConfig { drift_start: Some(10_000), drift_end: Some(20_000), ..GeneratorConfig::default() })
+                .expect("valid config");
+        let spec = LabelSpec { mean_delay_ms: 5_000, flip: 0.5 };
+        let mut out = Vec::new();
+        write_labels_to(&generator, 0..30_000, &spec, &mut out).expect("vec");
+        let labels: Vec<Value> =
+            out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).expect("JSON")).collect();
+        assert_eq!(labels.len(), 30_000);
+        let times: Vec<i64> = labels.iter().map(|l| l["timestamp"].as_i64().expect("ms")).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "labels in time order");
+        let mut agree = [0u64; 2];
+        let mut delay = 0i64;
+        for l in &labels {
+            let id = l["prediction_id"].as_str().expect("id");
+            let i: u64 = id.strip_prefix("fraud-").expect("the events' ids").parse().expect("index");
+            let e = event(&generator, i);
+            assert_eq!(l["model"], "fraud");
+            delay += l["timestamp"].as_i64().expect("ms") - e["timestamp"].as_i64().expect("ms");
+            if l["label"] == e["prediction"] {
+                agree[usize::from(generator.is_drifted(i))] += 1;
+            }
+        }
+        let mean_delay = delay as f64 / labels.len() as f64;
+        assert!((mean_delay - 5_000.0).abs() < 200.0, "mean delay {mean_delay} ms");
+        let (outside, inside) = (agree[0] as f64 / 20_000.0, agree[1] as f64 / 10_000.0);
+        // Flipping half of the labels makes agreement a coin toss inside the interval.
+        assert!(outside > 0.6 && (inside - 0.5).abs() < 0.03, "agreement {outside} outside, {inside} inside");
+        let mut again = Vec::new();
+        write_labels_to(&generator, 0..30_000, &spec, &mut again).expect("vec");
+        assert_eq!(out, again, "the same seed gives the same labels");
     }
 }

@@ -33,7 +33,7 @@ that must stay quiet in a healthy run), it is split at its top-level comparison 
 number must return data by the same rule, recursively: the series the alert looks at exist and
 only the condition is false. The expressions given with --no-data-yet (series that no engine
 exports yet) are skipped; each must occur in F or D, and they must be exactly the expressions
-that name a driftwatch_model_quality series.
+that name a driftwatch_model_quality_estimated series.
 """
 import argparse
 import json
@@ -459,9 +459,9 @@ def cmd_exprs(a):
     for e in excluded:
         if e not in every:
             die(f"--no-data-yet {e!r} is in neither {a.rules} nor {a.dashboard}: the list is stale")
-    quality = sorted({e for e in every if "driftwatch_model_quality" in e})
+    quality = sorted({e for e in every if "driftwatch_model_quality_estimated" in e})
     if sorted(set(excluded)) != quality:
-        die(f"--no-data-yet must list exactly the expressions that name driftwatch_model_quality series:\n"
+        die(f"--no-data-yet must list exactly the expressions that name driftwatch_model_quality_estimated series:\n"
             f"  listed: {sorted(set(excluded))}\n  those:  {quality}")
 
     counts = {"dashboard": 0, "rules": 0, "variables": 0, "excluded": 0, "split": 0}
@@ -534,14 +534,14 @@ def cmd_exprs(a):
     for where, expr in dash_exprs:
         if expr.strip() in excluded:
             counts["excluded"] += 1
-            note(f"SKIPPED (no data yet: model-quality series) {where}: {expr}")
+            note(f"SKIPPED (no data yet: estimated-quality series) {where}: {expr}")
         else:
             counts["dashboard"] += 1
             checks.append((where, expr, check_dashboard))
     for where, expr in rule_exprs:
         if expr in excluded:
             counts["excluded"] += 1
-            note(f"SKIPPED (no data yet: model-quality series) {where}: {expr}")
+            note(f"SKIPPED (no data yet: estimated-quality series) {where}: {expr}")
         else:
             counts["rules"] += 1
             checks.append((where, expr, check_rule))
@@ -573,7 +573,7 @@ def cmd_exprs(a):
     if failures:
         die("these return no data:\n  " + "\n  ".join(failures))
     print(f"{counts['dashboard']} dashboard and {counts['rules']} rule expressions and {counts['variables']} variables return data "
-          f"({counts['split']} quiet conditions checked through their operands; {counts['excluded']} excluded: model-quality series not exported yet)")
+          f"({counts['split']} quiet conditions checked through their operands; {counts['excluded']} excluded: estimated-quality series not exported yet)")
 
 
 def main():
