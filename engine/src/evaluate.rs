@@ -329,6 +329,14 @@ impl ModelState {
         Ok(())
     }
 
+    /// Labels move the quality clock no further than the latest prediction
+    /// time (`driftwatch run`: see [`QualityState::hold_clock_to_predictions`]).
+    pub fn hold_quality_clock_to_predictions(&mut self) {
+        if let Some(q) = &mut self.quality {
+            q.hold_clock_to_predictions();
+        }
+    }
+
     /// Evaluates once more every window of predictions that holds labels
     /// and is not final (a graceful shutdown of `run`: the panes stay as
     /// they are).

@@ -145,6 +145,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
         }
     }
     let mut models: Vec<ModelState> = crate::pipeline::model_states(config, &plan)?;
+    models.iter_mut().for_each(ModelState::hold_quality_clock_to_predictions);
     let shard_count = options.shards.unwrap_or_else(|| config.engine.shard_count()).max(1);
     let batch_events = config.engine.batch_events;
     let max = config.engine.max_event_bytes;
@@ -298,7 +299,11 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     summary.events_read = events_read.load(Ordering::Relaxed);
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
     summary.peak_rss_bytes = crate::pipeline::peak_rss_bytes();
-    summary.labels = crate::pipeline::labels_report(&models, stage.labels_read, stage.label_dead_letters)?;
+    match crate::pipeline::labels_report(&models, stage.labels_read, stage.label_dead_letters) {
+        Ok(labels) => summary.labels = labels,
+        Err(e) if result.is_ok() => result = Err(e),
+        Err(_) => {}
+    }
     drop(stage);
     // Let the sinks deliver what is queued, then stop serving.
     runtime.block_on(async {
@@ -418,11 +423,15 @@ struct WindowStage<'a> {
     feed: BatchLabels,
     labels_read: u64,
     label_dead_letters: u64,
-    /// Per model: the window whose realised quality the gauges show (its end).
-    quality_shown: HashMap<String, (Option<u64>, Option<i64>)>,
+    /// Per model: the window whose realised quality the gauges show (its
+    /// end), and the metrics given a value so far.
+    quality_shown: HashMap<String, (WindowEnd, Vec<&'static str>)>,
     /// Per model: its label-delay histogram.
     label_delays: Vec<Option<prometheus::Histogram>>,
 }
+
+/// Where a window ends: (index after its last event, end time); orders a model's windows.
+type WindowEnd = (Option<u64>, Option<i64>);
 
 /// A batch's label events, per model in poll order, for the window stage:
 /// before each prediction it takes the model's labels with an earlier
@@ -528,9 +537,18 @@ impl WindowStage<'_> {
             self.summary.evaluations += 1;
             let end = (e.window.end_index, e.window.end_ms);
             if let Some(v) = e.value {
-                let shown = self.quality_shown.entry(e.model.clone()).or_insert(end);
-                if end >= *shown {
+                let (shown, metrics) = self.quality_shown.entry(e.model.clone()).or_insert((end, Vec::new()));
+                if end > *shown {
+                    // A newer window: metrics it has no value for show none, not an older window's.
                     *shown = end;
+                    for m in metrics.iter() {
+                        self.metrics.quality.with_label_values(&[e.model.as_str(), m]).set(f64::NAN);
+                    }
+                }
+                if end == *shown {
+                    if !metrics.contains(&e.metric) {
+                        metrics.push(e.metric);
+                    }
                     self.metrics.quality.with_label_values(&[&e.model, e.metric]).set(v);
                     self.metrics.label_coverage.with_label_values(&[&e.model]).set(e.coverage);
                 }
@@ -608,5 +626,32 @@ impl WindowStage<'_> {
             self.summary.drift_events,
             self.summary.resolved_events
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(model: usize, id: &str, ts: i64) -> LabelRecord {
+        LabelRecord { model, id: id.into(), label: 1.0, ts }
+    }
+
+    /// A batch's labels: per model in poll order; before a prediction only
+    /// those at the front with an earlier time, then all the rest.
+    #[test]
+    fn batch_labels_hand_out_earlier_labels_first_then_the_rest() {
+        let mut feed = BatchLabels { queues: vec![VecDeque::new(); 2] };
+        for l in [label(0, "a", 5), label(1, "x", 1), label(0, "b", 20), label(0, "c", 7)] {
+            feed.queues[l.model].push_back(l);
+        }
+        let id = |l: Option<LabelRecord>| l.map(|l| l.id.to_string());
+        assert_eq!(id(feed.next_before(0, Some(5)).unwrap()), None, "same time: after the prediction");
+        assert_eq!(id(feed.next_before(0, Some(6)).unwrap()).as_deref(), Some("a"));
+        assert_eq!(id(feed.next_before(0, Some(10)).unwrap()), None, "b (20) holds back c (7): poll order");
+        assert_eq!(id(feed.next_before(1, Some(2)).unwrap()).as_deref(), Some("x"));
+        let rest: Vec<String> = std::iter::from_fn(|| id(feed.next_before(0, None).unwrap())).collect();
+        assert_eq!(rest, ["b", "c"]);
+        assert!(feed.next_before(1, None).unwrap().is_none());
     }
 }

@@ -442,6 +442,11 @@ pub struct QualityState {
     /// End time of the last completed pane that had one.
     last_end: Option<i64>,
     clock: Option<i64>,
+    /// Whether a label may move the clock past the latest prediction time
+    /// (replay: yes, it merges by event time; live: no, see [`QualityState::hold_clock_to_predictions`]).
+    labels_lead: bool,
+    /// The latest prediction time seen.
+    latest_prediction: Option<i64>,
     reference: Vec<Option<f64>>,
     states: Vec<DriftState>,
     /// Label delays (label time − prediction time) in ms.
@@ -470,11 +475,22 @@ impl QualityState {
             final_through: None,
             last_end: None,
             clock: None,
+            labels_lead: true,
+            latest_prediction: None,
             reference,
             delays,
             counters: JoinCounters::default(),
             plan,
         })
+    }
+
+    /// Labels move the clock no further than the latest prediction time.
+    /// Live, labels are applied as they are polled, not merged by event
+    /// time: a label with a wrong, far-future time (or a labels topic read
+    /// ahead of the predictions after a backlog) would otherwise make every
+    /// window final before its labels came.
+    pub fn hold_clock_to_predictions(&mut self) {
+        self.labels_lead = false;
     }
 
     /// The plan.
@@ -542,6 +558,7 @@ impl QualityState {
     /// Registers a prediction of pane `pane` (called in input order).
     pub fn predict(&mut self, id: &str, pane: i64, ts: Option<i64>, predicted: f64, score: f64, out: &mut Outcome) -> Result<()> {
         if let Some(t) = ts {
+            self.latest_prediction = Some(self.latest_prediction.map_or(t, |p| p.max(t)));
             self.advance(t, out)?;
         }
         let ts = ts.unwrap_or(i64::MIN);
@@ -589,7 +606,11 @@ impl QualityState {
 
     /// Applies a label (called in input order).
     pub fn label(&mut self, l: &LabelRecord, out: &mut Outcome) -> Result<()> {
-        self.advance(l.ts, out)?;
+        if self.labels_lead {
+            self.advance(l.ts, out)?;
+        } else if let Some(p) = self.latest_prediction {
+            self.advance(l.ts.min(p), out)?;
+        }
         match self.store.find(&l.id) {
             Some(seq) => {
                 let Some(slot) = self.store.slot(seq).cloned() else {
@@ -913,6 +934,34 @@ models:
         // Delays: 1 000, 0 (a label before its prediction counts as no delay) and 7 000 ms.
         assert_eq!(q.delays().len(), 3);
         assert_eq!(q.delays().max(), q.delays().highest_equivalent(7_000));
+    }
+
+    /// Live, a label (say one with a far-future time) moves the clock no
+    /// further than the latest prediction: the window stays open for its
+    /// other labels. In replay, where labels are merged by event time, it does.
+    #[test]
+    fn live_labels_move_the_clock_no_further_than_the_predictions() {
+        for live in [true, false] {
+            let mut q = state(1, 100);
+            if live {
+                q.hold_clock_to_predictions();
+            }
+            let mut out = Outcome::default();
+            q.predict("a", 0, Some(1_000), 1.0, 1.0, &mut out).unwrap();
+            q.predict("b", 0, Some(2_000), 1.0, 1.0, &mut out).unwrap();
+            q.pane_completed(0, Some(10_000), bounds(0, 0, 2), &mut out).unwrap();
+            q.label(&label("a", 1.0, 9_000_000_000), &mut out).unwrap();
+            q.label(&label("b", 1.0, 3_000), &mut out).unwrap();
+            let c = q.counters().join;
+            if live {
+                assert_eq!((c.joined, c.orphan, c.expired), (2, 0, 0));
+                q.advance(20_000, &mut out).unwrap(); // a prediction's time past the pane's end + label_ttl
+                assert_eq!(accuracy(&out).last(), Some(&(Some(1.0), 2, true)));
+            } else {
+                // The far-future label made the window final: both predictions expired, their labels wait as early ones.
+                assert_eq!((c.joined, c.early, c.expired), (0, 2, 2));
+            }
+        }
     }
 
     #[test]

@@ -157,6 +157,8 @@ fn quality_config_errors_name_the_field() {
     assert!(Config::from_yaml(&live).unwrap().source.is_some());
     let e = config_error(&format!("{}{ok}", source("topics: [p], label_topics: [p]")));
     assert!(e.contains("label_topics") && e.contains("not both"), "{e}");
+    let e = config_error(&format!("{}{ok}", source("topics: [p], label_topics: [\"^labels-.*\"]")));
+    assert!(e.contains("label_topics") && e.contains("patterns"), "{e}");
     let e = config_error(&format!("{}{BASE}", source("topics: [p], label_topics: [l]")));
     assert!(e.contains("source.label_topics") && e.contains("quality"), "{e}");
 }

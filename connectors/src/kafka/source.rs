@@ -81,8 +81,11 @@ impl KafkaSourceConfig {
                 message: format!("{t:?} is in `topics` too: a topic carries predictions or labels, not both"),
             });
         }
-        if self.label_topics.iter().any(String::is_empty) {
-            return Err(Error::Config { field: "label_topics", message: "a topic name must not be empty".into() });
+        if self.label_topics.iter().any(|t| t.is_empty() || t.starts_with('^')) {
+            return Err(Error::Config {
+                field: "label_topics",
+                message: "topic names, not empty and not patterns (`^…`): label messages are told apart by their topic's name".into(),
+            });
         }
         if self.group_id.is_empty() {
             return Err(Error::Config { field: "group_id", message: "must not be empty".into() });
