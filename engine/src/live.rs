@@ -34,7 +34,6 @@ use driftwatch_connectors::kafka::{KafkaSink, KafkaSinkConfig, KafkaSource, Poll
 use driftwatch_connectors::webhook::{Delivery, SinkMetrics, WebhookSink};
 use prometheus::Registry;
 use serde::Serialize;
-use std::io::Write as _;
 
 use crate::batch::RowsPool;
 use crate::config::{Config, SinkConfig, SourceConfig};
@@ -42,7 +41,7 @@ use crate::decode::Decoder;
 use crate::evaluate::{ModelState, Outcome};
 use crate::metrics::EngineMetrics;
 use crate::model::Plan;
-use crate::pipeline::{create_output, Batch, BatchPool, Decoded, Shards};
+use crate::pipeline::{create_output, write_line, Batch, BatchPool, Decoded, Shards};
 use crate::quality::{JoinCounters, LabelFeed, LabelRecord};
 use crate::{Error, Result};
 
@@ -518,7 +517,6 @@ impl WindowStage<'_> {
     /// Hands what the window stage produced to `/metrics`, the evaluation
     /// output and the sinks.
     fn emit(&mut self, outcome: &mut Outcome, evaluations_out: &mut Option<Box<dyn std::io::Write + Send>>) -> Result<()> {
-        let write_err = |e: serde_json::Error| Error::io(std::path::Path::new("evaluation output"), std::io::Error::other(e));
         let now = now_unix();
         for e in outcome.evaluations.drain(..) {
             self.metrics.record(&e, now);
@@ -528,10 +526,7 @@ impl WindowStage<'_> {
             if e.state == "drifting" {
                 entry.push(e.metric);
             }
-            if let Some(w) = evaluations_out {
-                serde_json::to_writer(&mut *w, &e).map_err(write_err)?;
-                w.write_all(b"\n").map_err(|e| Error::io(std::path::Path::new("evaluation output"), e))?;
-            }
+            write_line(evaluations_out, &e, "evaluation output")?;
         }
         for e in outcome.quality.drain(..) {
             self.summary.evaluations += 1;
@@ -553,10 +548,7 @@ impl WindowStage<'_> {
                     self.metrics.label_coverage.with_label_values(&[&e.model]).set(e.coverage);
                 }
             }
-            if let Some(w) = evaluations_out {
-                serde_json::to_writer(&mut *w, &e).map_err(write_err)?;
-                w.write_all(b"\n").map_err(|e| Error::io(std::path::Path::new("evaluation output"), e))?;
-            }
+            write_line(evaluations_out, &e, "evaluation output")?;
         }
         for (model, delay) in outcome.label_delays.drain(..) {
             if let Some(Some(h)) = self.label_delays.get(model) {

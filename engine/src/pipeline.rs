@@ -383,7 +383,7 @@ pub fn create_output(path: &Path) -> Result<Box<dyn Write + Send>> {
     Ok(Box::new(std::io::BufWriter::with_capacity(1 << 16, f)))
 }
 
-fn write_line<T: Serialize>(w: &mut Option<Box<dyn Write + Send>>, value: &T, what: &str) -> Result<()> {
+pub(crate) fn write_line<T: Serialize>(w: &mut Option<Box<dyn Write + Send>>, value: &T, what: &str) -> Result<()> {
     if let Some(w) = w {
         serde_json::to_writer(&mut *w, value).map_err(|e| Error::io(Path::new(what), std::io::Error::other(e)))?;
         w.write_all(b"\n").map_err(|e| Error::io(Path::new(what), e))?;

@@ -436,6 +436,8 @@ pub struct Generator {
     reference_values: u64,
     reference_missing: u64,
     labels: u64,
+    /// `{"model":…,"prediction_id":"<model>-`
+    label_prefix: Box<[u8]>,
     /// Index of the next reference row [`Generator::write_reference_row`] writes.
     next_reference_row: u64,
     /// Bytes to reserve before an event, so the hot path grows `buf` at most once.
@@ -525,6 +527,12 @@ impl Generator {
         event_prefix.extend_from_slice(&model[..model.len() - 1]);
         event_prefix.push(b'-');
 
+        let mut label_prefix = br#"{"model":"#.to_vec();
+        label_prefix.extend_from_slice(&model);
+        label_prefix.extend_from_slice(br#","prediction_id":"#);
+        label_prefix.extend_from_slice(&model[..model.len() - 1]);
+        label_prefix.push(b'-');
+
         // Generous per-feature estimate: key, 24 bytes of number, comma.
         let event_bytes_hint = event_prefix.len()
             + 128
@@ -544,6 +552,7 @@ impl Generator {
             reference_values: mix64(seed ^ REFERENCE_VALUES),
             reference_missing: mix64(seed ^ REFERENCE_MISSING),
             labels: mix64(seed ^ LABELS),
+            label_prefix: label_prefix.into_boxed_slice(),
             next_reference_row: 0,
             event_bytes_hint,
             config,
@@ -613,12 +622,7 @@ impl Generator {
         }
         let delay = (-(labels.mean_delay_ms as f64) * (1.0 - rng.uniform()).ln()).round() as i64;
         let ts = self.timestamp_ms(i).saturating_add(delay);
-        buf.extend_from_slice(br#"{"model":"#);
-        buf.extend_from_slice(&json_string(&self.config.model));
-        let prefix = &self.event_prefix;
-        // `,"prediction_id":"<model>-` is the tail of the event prefix.
-        let at = prefix.windows(17).position(|w| w == br#","prediction_id":"#).unwrap_or(prefix.len());
-        buf.extend_from_slice(&prefix[at..]);
+        buf.extend_from_slice(&self.label_prefix);
         push_u64(buf, i);
         buf.extend_from_slice(if class { br#"","label":1,"timestamp":"# } else { br#"","label":0,"timestamp":"# });
         push_i64(buf, ts);
