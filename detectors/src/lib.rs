@@ -44,6 +44,7 @@
 
 pub mod binning;
 pub mod categorical;
+pub mod cbpe;
 pub mod chi2;
 pub mod distance;
 pub mod error;

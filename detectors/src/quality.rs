@@ -87,13 +87,13 @@ pub const MAX_AUC_BINS: usize = 1 << 20;
 /// A Neumaier-compensated sum that supports subtraction, so that retracting
 /// a term undoes adding it up to rounding far below the sum's own error.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-struct CompensatedSum {
+pub(crate) struct CompensatedSum {
     sum: f64,
     compensation: f64,
 }
 
 impl CompensatedSum {
-    fn add(&mut self, x: f64) {
+    pub(crate) fn add(&mut self, x: f64) {
         let t = self.sum + x;
         if self.sum.abs() >= x.abs() {
             self.compensation += (self.sum - t) + x;
@@ -107,12 +107,12 @@ impl CompensatedSum {
         self.add(-x);
     }
 
-    fn merge(&mut self, other: &Self) {
+    pub(crate) fn merge(&mut self, other: &Self) {
         self.add(other.sum);
         self.add(other.compensation);
     }
 
-    fn value(&self) -> f64 {
+    pub(crate) fn value(&self) -> f64 {
         self.sum + self.compensation
     }
 
