@@ -175,7 +175,7 @@ models:
     let config = Config::from_yaml(yaml).unwrap();
     let plan = Plan::new(&config).unwrap();
     let m = &plan.models[0];
-    let mut q = QualityState::new(m, m.quality.clone().unwrap(), vec![]).unwrap();
+    let mut q = QualityState::new(m, m.quality.clone().unwrap(), driftwatch_engine::quality::ReferenceQuality::default()).unwrap();
     let mut out = Outcome::default();
     // Ids as a service writes them (UUID-like, 36 bytes).
     let ids: Vec<String> = (0..N as u64).map(|i| format!("{:08x}-0000-4000-8000-{:012x}", i.wrapping_mul(0x9e37_79b9) as u32, i)).collect();

@@ -21,7 +21,7 @@
 //! * [`Cbpe`]: fitted on the reference's (label, prediction, score) rows: it
 //!   calibrates where the reference shows the scores are not calibrated, and
 //!   gives the confidence band of an estimate from the spread of the
-//!   realised metric over the reference's own chunks.
+//!   realised metric over chunks of the reference (its sampling error).
 //! * [`ExpectedQuality`]: the mergeable accumulator of one window (or pane).
 //!
 //! CBPE assumes that P(y | score) is the reference's. It tracks quality under
@@ -44,6 +44,7 @@
 //! assert!(q.roc_auc.unwrap() > 0.8);
 //! ```
 
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -58,6 +59,9 @@ pub const CALIBRATION_BINS: usize = 10;
 
 /// Folds of the calibration check.
 pub const CALIBRATION_FOLDS: usize = 10;
+
+/// Chunks drawn from the reference for the spread of each metric.
+pub const BAND_CHUNKS: usize = 200;
 
 /// A metric CBPE estimates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -327,7 +331,7 @@ pub fn needs_calibration(labels: &[u8], scores: &[f64]) -> Result<bool> {
 // ---------------------------------------------------------------------------
 
 /// CBPE fitted on a reference: the calibration, and the spread of each
-/// metric over the reference's chunks that gives an estimate's band.
+/// metric over chunks of the reference that gives an estimate's band.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cbpe {
     /// `None`: the reference's scores are calibrated and used as they are.
@@ -336,16 +340,20 @@ pub struct Cbpe {
     chunk: usize,
     /// Chunks the spreads come from.
     chunks: usize,
-    /// Standard deviation (population) of each realised metric over the
-    /// chunks, in [`EstimatedMetric::ALL`] order; `None` with fewer than 2
-    /// chunks where it is defined.
+    /// Standard deviation of each realised metric over the chunks, in
+    /// [`EstimatedMetric::ALL`] order; `None` where fewer than 2 chunks
+    /// define it (ROC AUC of chunks with one class).
     spread: [Option<f64>; 5],
 }
 
 impl Cbpe {
     /// Fits CBPE on the reference's rows: `labels` and `predictions` 0 or 1,
-    /// `scores` in `[0, 1]`; `chunk` rows per chunk for the band (the
-    /// incomplete last chunk is left out).
+    /// `scores` in `[0, 1]`.
+    ///
+    /// The band's spreads come from [`BAND_CHUNKS`] chunks of `chunk` rows
+    /// drawn from the reference with replacement (a bootstrap with a fixed
+    /// seed, so a fit is the same on every run): the standard deviation of
+    /// each realised metric over them is its sampling error at `chunk` rows.
     ///
     /// # Errors
     ///
@@ -374,12 +382,22 @@ impl Cbpe {
         } else {
             None
         };
-        let chunks = labels.len() / chunk;
+        let chunks = BAND_CHUNKS;
         let mut values: [Vec<f64>; 5] = Default::default();
-        for c in 0..chunks {
-            let range = c * chunk..(c + 1) * chunk;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x6362_7065);
+        let (mut l, mut p, mut s) = (Vec::with_capacity(chunk), Vec::with_capacity(chunk), Vec::with_capacity(chunk));
+        for _ in 0..chunks {
+            l.clear();
+            p.clear();
+            s.clear();
+            for _ in 0..chunk {
+                let i = rng.gen_range(0..labels.len());
+                l.push(labels[i]);
+                p.push(predictions[i]);
+                s.push(scores[i]);
+            }
             let mut acc = BinaryClassification::new(chunk, crate::quality::DEFAULT_AUC_BINS)?;
-            acc.update_batch(&labels[range.clone()], &predictions[range.clone()], &scores[range])?;
+            acc.update_batch(&l, &p, &s)?;
             let q = acc.evaluate()?;
             let row = [Some(q.accuracy), Some(q.precision), Some(q.recall), Some(q.f1), q.roc_auc];
             for (v, x) in values.iter_mut().zip(row) {
@@ -774,13 +792,17 @@ mod tests {
         assert!(!needs_calibration(&vec![1; n], &scores).unwrap());
         let fit = Cbpe::fit(&skewed, &scores.iter().map(|&s| u8::from(s >= 0.5)).collect::<Vec<_>>(), &scores, 500).unwrap();
         assert!(fit.calibrates());
-        assert_eq!(fit.chunks(), (500, 10));
+        assert_eq!(fit.chunks(), (500, BAND_CHUNKS));
+        // The accuracy of 500 rows: a binomial share, sampling error √(a (1 − a) / 500).
+        let a: f64 = 0.75 * 0.75 + 0.25 * 0.25;
+        let se = (a * (1.0 - a) / 500.0).sqrt();
+        assert!((fit.spread(EstimatedMetric::Accuracy).unwrap() / se - 1.0).abs() < 0.15, "{fit:?}");
         assert!((fit.calibrate(0.9) - 0.7).abs() < 0.05);
         let (lo, hi) = fit.band(EstimatedMetric::Accuracy, 0.6, 500).unwrap();
         assert!(lo < 0.6 && hi > 0.6 && (hi - 0.6 - (0.6 - lo)).abs() < 1e-12);
         assert!(fit.band(EstimatedMetric::Accuracy, 0.6, 0).is_none());
-        let one_chunk = Cbpe::fit(&skewed, &skewed, &scores, n).unwrap();
-        assert!(one_chunk.band(EstimatedMetric::Accuracy, 0.6, 10).is_none());
+        let perfect = Cbpe::fit(&skewed, &skewed, &scores, 100).unwrap();
+        assert_eq!(perfect.spread(EstimatedMetric::Accuracy), Some(0.0));
         assert!(Cbpe::fit(&skewed[..10], &skewed[..10], &scores[..10], 5).is_err());
     }
 }

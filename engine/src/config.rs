@@ -169,6 +169,14 @@ impl QualityMetric {
         matches!(self, QualityMetric::RocAuc | QualityMetric::LogLoss | QualityMetric::Brier)
     }
 
+    /// Whether CBPE estimates the metric.
+    pub fn estimable(self) -> bool {
+        matches!(
+            self,
+            QualityMetric::Accuracy | QualityMetric::Precision | QualityMetric::Recall | QualityMetric::F1 | QualityMetric::RocAuc
+        )
+    }
+
     /// Whether the metric belongs to `task`.
     pub fn fits(self, task: QualityTask) -> bool {
         match task {
@@ -209,6 +217,18 @@ pub struct QualityDetectorConfig {
     /// Breach when an error metric is more than this above the reference's own value.
     #[serde(default)]
     pub max_rise: Option<f64>,
+    /// Alert on the label-free estimate (`estimate: cbpe`) instead of the
+    /// realised value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
+}
+
+/// A label-free estimate of quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityEstimate {
+    /// Confidence-based performance estimation (binary classification).
+    Cbpe,
 }
 
 /// Model quality from delayed labels.
@@ -239,6 +259,9 @@ pub struct QualityConfig {
     /// Predictions held for their labels at most (the oldest are evicted first).
     #[serde(default = "default_max_pending")]
     pub max_pending: usize,
+    /// Quality estimated from the scores before labels arrive (`cbpe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<QualityEstimate>,
     /// Alert conditions.
     #[serde(default)]
     pub detectors: Vec<QualityDetectorConfig>,
@@ -260,6 +283,14 @@ fn default_max_pending() -> usize {
 pub const MAX_PENDING: usize = 100_000_000;
 
 impl QualityConfig {
+    /// The metrics estimated (`estimate` set): those of [`QualityConfig::metrics`] CBPE estimates.
+    pub fn estimated_metrics(&self) -> Vec<QualityMetric> {
+        if self.estimate.is_none() {
+            return Vec::new();
+        }
+        self.metrics().into_iter().filter(|m| m.estimable()).collect()
+    }
+
     /// The metrics evaluated.
     pub fn metrics(&self) -> Vec<QualityMetric> {
         match &self.metrics {
@@ -315,16 +346,46 @@ impl QualityConfig {
         if self.max_pending == 0 || self.max_pending > MAX_PENDING {
             return Err(invalid(format!("{at}.max_pending"), format!("must be between 1 and {MAX_PENDING}")));
         }
+        if self.estimate.is_some() {
+            if self.task != QualityTask::BinaryClassification {
+                return Err(invalid(format!("{at}.estimate"), "cbpe estimates the quality of a binary classifier"));
+            }
+            if self.score.is_none() {
+                return Err(invalid(format!("{at}.estimate"), "cbpe estimates from the score: set `score`"));
+            }
+            if self.reference.as_ref().is_none_or(|r| r.score.is_none()) {
+                return Err(invalid(
+                    format!("{at}.estimate"),
+                    "cbpe is fitted on the reference's labels and scores: set `reference` with `label`, `prediction` and `score` columns",
+                ));
+            }
+            if self.estimated_metrics().is_empty() {
+                return Err(invalid(
+                    format!("{at}.estimate"),
+                    "cbpe estimates accuracy, precision, recall, f1 and roc_auc, and none of them is among the metrics",
+                ));
+            }
+        }
         let mut bounded = std::collections::HashSet::new();
         for (k, d) in self.detectors.iter().enumerate() {
             let dat = format!("{at}.detectors[{k}]");
             if !metrics.contains(&d.metric) {
                 return Err(invalid(format!("{dat}.metric"), format!("{} is not among the evaluated metrics", d.metric.as_str())));
             }
-            if !bounded.insert(d.metric) {
+            if d.estimated && self.estimate.is_none() {
+                return Err(invalid(format!("{dat}.estimated"), "an estimated detector needs `estimate: cbpe`"));
+            }
+            if d.estimated && !d.metric.estimable() {
                 return Err(invalid(
                     format!("{dat}.metric"),
-                    format!("{} has a detector already (one bound per metric)", d.metric.as_str()),
+                    format!("cbpe does not estimate {} (it estimates accuracy, precision, recall, f1 and roc_auc)", d.metric.as_str()),
+                ));
+            }
+            if !bounded.insert((d.metric, d.estimated)) {
+                let which = if d.estimated { "estimated " } else { "" };
+                return Err(invalid(
+                    format!("{dat}.metric"),
+                    format!("{which}{} has a detector already (one bound per metric)", d.metric.as_str()),
                 ));
             }
             let set = [d.min, d.max, d.max_drop, d.max_rise];

@@ -530,6 +530,16 @@ impl WindowStage<'_> {
         }
         for e in outcome.quality.drain(..) {
             self.summary.evaluations += 1;
+            if let Some(band) = e.band {
+                // An estimate: made once per window, when it closes, in window order.
+                let labels = [e.model.as_str(), e.metric];
+                let nan = f64::NAN;
+                self.metrics.quality_estimated.with_label_values(&labels).set(e.value.unwrap_or(nan));
+                self.metrics.quality_estimated_lower.with_label_values(&labels).set(band.lower.unwrap_or(nan));
+                self.metrics.quality_estimated_upper.with_label_values(&labels).set(band.upper.unwrap_or(nan));
+                write_line(evaluations_out, &e, "evaluation output")?;
+                continue;
+            }
             let end = (e.window.end_index, e.window.end_ms);
             if let Some(v) = e.value {
                 let (shown, metrics) = self.quality_shown.entry(e.model.clone()).or_insert((end, Vec::new()));

@@ -54,6 +54,12 @@ pub struct EngineMetrics {
     pub stage_seconds: HistogramVec,
     /// Realised quality of the newest window of predictions with labels, per model and metric.
     pub quality: GaugeVec,
+    /// CBPE estimate of the newest closed window, per model and metric.
+    pub quality_estimated: GaugeVec,
+    /// Lower end of the estimate's confidence band.
+    pub quality_estimated_lower: GaugeVec,
+    /// Upper end of the estimate's confidence band.
+    pub quality_estimated_upper: GaugeVec,
     /// Share of that window's predictions that have their label, per model.
     pub label_coverage: GaugeVec,
     /// Label events by what became of them, per model.
@@ -140,6 +146,21 @@ impl EngineMetrics {
                 ),
                 &["model", "metric"],
             )?,
+            quality_estimated: GaugeVec::new(
+                Opts::new(
+                    "driftwatch_model_quality_estimated",
+                    "Quality estimated from the scores (CBPE) for the newest closed window of predictions, before its labels",
+                ),
+                &["model", "metric"],
+            )?,
+            quality_estimated_lower: GaugeVec::new(
+                Opts::new("driftwatch_model_quality_estimated_lower", "Lower end of the estimate's confidence band (3 sampling errors)"),
+                &["model", "metric"],
+            )?,
+            quality_estimated_upper: GaugeVec::new(
+                Opts::new("driftwatch_model_quality_estimated_upper", "Upper end of the estimate's confidence band (3 sampling errors)"),
+                &["model", "metric"],
+            )?,
             label_coverage: GaugeVec::new(
                 Opts::new(
                     "driftwatch_model_label_coverage_ratio",
@@ -199,6 +220,9 @@ impl EngineMetrics {
         registry.register(Box::new(m.stage_seconds.clone()))?;
         registry.register(Box::new(m.quality.clone()))?;
         registry.register(Box::new(m.label_coverage.clone()))?;
+        registry.register(Box::new(m.quality_estimated.clone()))?;
+        registry.register(Box::new(m.quality_estimated_lower.clone()))?;
+        registry.register(Box::new(m.quality_estimated_upper.clone()))?;
         registry.register(Box::new(m.labels.clone()))?;
         registry.register(Box::new(m.label_delay.clone()))?;
         registry.register(Box::new(m.join_pending.clone()))?;

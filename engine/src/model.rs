@@ -12,10 +12,11 @@ use driftwatch_detectors::sketch::{CategoryCounts, Sketch};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    split_path, AlertingConfig, Config, Correction, FeatureType, KsMode, Metric, ModelConfig, QualityMetric, QualityReferenceConfig,
+    split_path, AlertingConfig, Config, Correction, FeatureType, KsMode, Metric, ModelConfig, QualityConfig, QualityMetric, QualityReferenceConfig,
     QualityTask, WindowSpec, DEFAULT_EXACT_MAX, DEFAULT_MAX_CATEGORIES,
 };
 use crate::decode::DecoderSpec;
+use crate::quality::ReferenceQuality;
 use crate::source::{self, ColumnData, ColumnKind, ColumnRequest, TableSource};
 use crate::{Error, Result};
 
@@ -107,6 +108,10 @@ pub struct QualityPlan {
     pub metrics: Vec<QualityMetric>,
     /// Alert conditions, per metric (indexed like `metrics`).
     pub bounds: Vec<Option<QualityBound>>,
+    /// Metrics estimated by CBPE (empty: no estimate).
+    pub estimated: Vec<QualityMetric>,
+    /// Alert conditions on the estimates (indexed like `estimated`).
+    pub estimated_bounds: Vec<Option<QualityBound>>,
     /// Label TTL in event-time milliseconds.
     pub label_ttl_ms: i64,
     /// Early-label TTL in event-time milliseconds.
@@ -115,6 +120,23 @@ pub struct QualityPlan {
     pub max_pending: usize,
     /// Reference table columns giving the reference quality.
     pub reference: Option<QualityReferenceConfig>,
+}
+
+/// The bound of each of `metrics` among the detectors on realised
+/// (`estimated` false) or estimated values.
+fn quality_bounds(q: &QualityConfig, metrics: &[QualityMetric], estimated: bool) -> Vec<Option<QualityBound>> {
+    metrics
+        .iter()
+        .map(|metric| {
+            q.detectors.iter().find(|d| d.metric == *metric && d.estimated == estimated).and_then(|d| {
+                d.min
+                    .map(QualityBound::Min)
+                    .or(d.max.map(QualityBound::Max))
+                    .or(d.max_drop.map(QualityBound::MaxDrop))
+                    .or(d.max_rise.map(QualityBound::MaxRise))
+            })
+        })
+        .collect()
 }
 
 /// How label events are decoded.
@@ -188,19 +210,9 @@ impl Plan {
                 prediction_slot: slot_of(split_path(&q.prediction)),
                 score_slot: q.score.as_deref().map(|s| slot_of(split_path(s))),
                 metrics: q.metrics(),
-                bounds: q
-                    .metrics()
-                    .iter()
-                    .map(|metric| {
-                        q.detectors.iter().find(|d| d.metric == *metric).and_then(|d| {
-                            d.min
-                                .map(QualityBound::Min)
-                                .or(d.max.map(QualityBound::Max))
-                                .or(d.max_drop.map(QualityBound::MaxDrop))
-                                .or(d.max_rise.map(QualityBound::MaxRise))
-                        })
-                    })
-                    .collect(),
+                bounds: quality_bounds(q, &q.metrics(), false),
+                estimated: q.estimated_metrics(),
+                estimated_bounds: quality_bounds(q, &q.estimated_metrics(), true),
                 label_ttl_ms: q.label_ttl.0.as_millis().min(i64::MAX as u128) as i64,
                 early_label_ttl_ms: q.early_label_ttl.0.as_millis().min(i64::MAX as u128) as i64,
                 max_pending: q.max_pending,
@@ -516,32 +528,47 @@ pub fn build_references(config: &Config, plan: &Plan) -> Result<Vec<Option<Model
 }
 
 /// The reference's own quality for every model with `quality.reference`
-/// (per metric, in the plan's order; empty for other models), read from the
-/// model's reference table through DataFusion.
-pub fn build_reference_quality(config: &Config, plan: &Plan) -> Result<Vec<Vec<Option<f64>>>> {
+/// (per metric, in the plan's order; empty for other models) and, with
+/// `estimate: cbpe`, the estimator fitted on it, read from the model's
+/// reference table through DataFusion.
+pub fn build_reference_quality(config: &Config, plan: &Plan) -> Result<Vec<ReferenceQuality>> {
     let mut out = Vec::new();
     for (m, mp) in config.models.iter().zip(&plan.models) {
         let (Some(q), Some(path)) = (&mp.quality, &m.reference.path) else {
-            out.push(Vec::new());
+            out.push(ReferenceQuality::default());
             continue;
         };
         let Some(r) = &q.reference else {
-            out.push(Vec::new());
+            out.push(ReferenceQuality::default());
             continue;
         };
         let source = TableSource { path: path.clone(), format: m.reference.format, sql: m.reference.sql.clone() };
-        out.push(reference_quality_of(&m.name, q.task, &q.metrics, r, &source)?);
+        out.push(reference_quality_of(&m.name, q, mp.window, r, &source)?);
     }
     Ok(out)
 }
 
+/// Rows per reference chunk for the estimate's band: the window's size for
+/// count windows, else 10 000, at most the reference's rows and 10 000.
+pub fn cbpe_chunk_rows(window: WindowSpec, rows: usize) -> usize {
+    let size = match window {
+        WindowSpec::Count { slide, panes } => usize::try_from(slide.saturating_mul(panes)).unwrap_or(usize::MAX),
+        WindowSpec::Time { .. } => CBPE_MAX_CHUNK_ROWS,
+    };
+    size.min(rows).min(CBPE_MAX_CHUNK_ROWS).max(1)
+}
+
+/// The largest reference chunk of the estimate's band (bigger windows scale its spread).
+pub const CBPE_MAX_CHUNK_ROWS: usize = 10_000;
+
 fn reference_quality_of(
     model: &str,
-    task: QualityTask,
-    metrics: &[QualityMetric],
+    q: &QualityPlan,
+    window: WindowSpec,
     r: &QualityReferenceConfig,
     source: &TableSource,
-) -> Result<Vec<Option<f64>>> {
+) -> Result<ReferenceQuality> {
+    let task = q.task;
     let bad = |message: String| Error::Reference { model: model.to_owned(), message };
     let class_or_value = |name: &str| match task {
         // Classes are read as text so that 0/1, 0.0/1.0 and false/true all work.
@@ -586,8 +613,18 @@ fn reference_quality_of(
     if labels.is_empty() {
         return Err(bad("the reference table has no rows for its quality".into()));
     }
+    let cbpe = if q.estimated.is_empty() {
+        None
+    } else {
+        let classes = |v: &[f64]| v.iter().map(|&x| x as u8).collect::<Vec<u8>>();
+        let chunk = cbpe_chunk_rows(window, labels.len());
+        let fitted = driftwatch_detectors::cbpe::Cbpe::fit(&classes(&labels), &classes(&predicted), &scores, chunk)
+            .map_err(|e| bad(format!("cbpe cannot be fitted on the reference's {} rows: {e}", labels.len())))?;
+        Some(fitted)
+    };
     let pairs: Vec<(f64, f64, f64)> = labels.into_iter().zip(predicted).zip(scores).map(|((l, p), s)| (l, p, s)).collect();
-    crate::quality::reference_quality(task, metrics, &pairs)
+    let values = crate::quality::reference_quality(task, &q.metrics, &pairs)?;
+    Ok(ReferenceQuality { values, cbpe })
 }
 
 /// A label or predicted value of `task` as decoded: a binary class as

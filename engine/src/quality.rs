@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::BuildHasher;
 
+use driftwatch_detectors::cbpe::{Cbpe, EstimatedMetric, ExpectedQuality};
 use driftwatch_detectors::quality::{BinaryClassification, Regression, DEFAULT_AUC_BINS};
 use serde::Serialize;
 
@@ -98,6 +99,25 @@ impl JoinCounters {
     }
 }
 
+/// The reference's own quality and, with `estimate: cbpe`, the estimator
+/// fitted on it.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceQuality {
+    /// The reference's value per metric of the plan (empty: none).
+    pub values: Vec<Option<f64>>,
+    /// CBPE fitted on the reference's labels and scores.
+    pub cbpe: Option<Cbpe>,
+}
+
+/// The confidence band of an estimate.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Band {
+    /// Lower end (`null` without a band: fewer than two reference chunks).
+    pub lower: Option<f64>,
+    /// Upper end.
+    pub upper: Option<f64>,
+}
+
 /// One evaluation of a quality metric at a window of predictions.
 #[derive(Debug, Clone, Serialize)]
 pub struct QualityEvaluation {
@@ -105,7 +125,7 @@ pub struct QualityEvaluation {
     pub model: String,
     /// Version of the window's last event.
     pub model_version: Option<String>,
-    /// `quality` (realised, from labels).
+    /// `quality` (realised, from labels) or `estimated_quality` (CBPE, from scores).
     pub kind: &'static str,
     /// Metric name.
     pub metric: &'static str,
@@ -119,9 +139,13 @@ pub struct QualityEvaluation {
     pub labelled: u64,
     /// `labelled` over the window's predictions that can be joined.
     pub coverage: f64,
-    /// Whether `label_ttl` has passed the window's end (no label can change it any more).
+    /// Whether `label_ttl` has passed the window's end (no label can change
+    /// it any more); an estimate is final when made.
     #[serde(rename = "final")]
     pub is_final: bool,
+    /// The estimate's confidence band (`estimated_quality` lines only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub band: Option<Band>,
     /// `ok` or `insufficient_data`.
     pub status: &'static str,
     /// Whether the alert condition holds.
@@ -388,6 +412,8 @@ pub fn reference_quality(task: QualityTask, metrics: &[QualityMetric], pairs: &[
 #[derive(Debug)]
 struct QualityPane {
     acc: Accumulator,
+    /// The expected confusion of its predictions (with `estimate`).
+    expected: Option<ExpectedQuality>,
     /// Predictions registered (with an id and valid fields).
     predictions: u64,
     /// Of which joined with a label.
@@ -449,6 +475,11 @@ pub struct QualityState {
     latest_prediction: Option<i64>,
     reference: Vec<Option<f64>>,
     states: Vec<DriftState>,
+    /// CBPE, fitted on the reference (with `estimate`).
+    cbpe: Option<Cbpe>,
+    /// The reference's value of each estimated metric.
+    estimated_reference: Vec<Option<f64>>,
+    estimated_states: Vec<DriftState>,
     /// Label delays (label time − prediction time) in ms.
     delays: hdrhistogram::Histogram<u64>,
     counters: JoinCounters,
@@ -456,10 +487,24 @@ pub struct QualityState {
 
 impl QualityState {
     /// State for `model`; `reference` holds the reference's value per metric (empty: none).
-    pub fn new(model: &ModelPlan, plan: QualityPlan, reference: Vec<Option<f64>>) -> Result<Self> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Internal`] when the plan estimates quality and `reference`
+    /// has no fitted estimator.
+    pub fn new(model: &ModelPlan, plan: QualityPlan, reference: ReferenceQuality) -> Result<Self> {
         let delays = hdrhistogram::Histogram::new(3).map_err(|e| Error::Internal(format!("label delay histogram: {e}")))?;
+        let ReferenceQuality { values: reference, cbpe } = reference;
         let reference = if reference.is_empty() { vec![None; plan.metrics.len()] } else { reference };
+        if !plan.estimated.is_empty() && cbpe.is_none() {
+            return Err(Error::Internal(format!("model {:?}: quality is estimated, and no estimator was fitted", model.name)));
+        }
+        let estimated_reference =
+            plan.estimated.iter().map(|e| plan.metrics.iter().position(|m| m == e).and_then(|i| reference[i])).collect();
         Ok(Self {
+            cbpe: if plan.estimated.is_empty() { None } else { cbpe },
+            estimated_reference,
+            estimated_states: vec![DriftState::default(); plan.estimated.len()],
             states: vec![DriftState::default(); plan.metrics.len()],
             store: JoinStore::new(plan.max_pending),
             model: model.name.clone(),
@@ -515,7 +560,13 @@ impl QualityState {
 
     /// Bytes of the join store and the panes' accumulators.
     pub fn size_bytes(&self) -> usize {
-        self.store.size_bytes() + self.panes.values().map(|p| p.acc.size_bytes()).sum::<usize>()
+        self.store.size_bytes()
+            + self.panes.values().map(|p| p.acc.size_bytes() + p.expected.as_ref().map_or(0, ExpectedQuality::size_bytes)).sum::<usize>()
+    }
+
+    /// Whether the estimator calibrates scores (`None`: no estimate).
+    pub fn calibrates(&self) -> Option<bool> {
+        self.cbpe.as_ref().map(Cbpe::calibrates)
     }
 
     fn is_final(&self, pane: i64) -> bool {
@@ -525,7 +576,11 @@ impl QualityState {
     fn pane(&mut self, id: i64) -> Result<&mut QualityPane> {
         if !self.panes.contains_key(&id) {
             let acc = Accumulator::new(self.plan.task)?;
-            self.panes.insert(id, QualityPane { acc, predictions: 0, labelled: 0, pending: 0 });
+            let expected = match &self.cbpe {
+                Some(_) => Some(ExpectedQuality::new(PANE_SCORE_CAPACITY, DEFAULT_AUC_BINS)?),
+                None => None,
+            };
+            self.panes.insert(id, QualityPane { acc, expected, predictions: 0, labelled: 0, pending: 0 });
         }
         self.panes.get_mut(&id).ok_or_else(|| Error::Internal("quality pane vanished".into()))
     }
@@ -562,8 +617,12 @@ impl QualityState {
             self.advance(t, out)?;
         }
         let ts = ts.unwrap_or(i64::MIN);
+        let calibrated = self.cbpe.as_ref().map(|c| c.calibrate(score));
         let p = self.pane(pane)?;
         p.predictions += 1;
+        if let (Some(e), Some(cp)) = (&mut p.expected, calibrated) {
+            e.update(predicted as u8, cp)?;
+        }
         let early = if self.early.labels.is_empty() { None } else { self.early.labels.remove(id) };
         if self.store.live >= self.store.max {
             if let Some(front) = self.store.front() {
@@ -667,6 +726,7 @@ impl QualityState {
         let mut evaluated = None;
         if let Some((bounds, version)) = window {
             self.closed.insert(pane, ClosedWindow { bounds, version });
+            self.estimate(pane, out)?;
             self.evaluate(pane, false, out)?;
             evaluated = Some(pane);
         }
@@ -785,68 +845,156 @@ impl QualityState {
             }
             metric_values(&acc, &self.plan.metrics)?
         };
-        let at = match self.window {
-            WindowSpec::Count { .. } => closed.bounds.end_index.unwrap_or(0) as i64,
-            WindowSpec::Time { .. } => closed.bounds.end_ms.unwrap_or(0),
-        };
-        let now_ms = closed.bounds.end_ms;
-        for (m, metric) in self.plan.metrics.iter().enumerate() {
-            let value = values[m];
-            let reference_value = self.reference[m];
-            let threshold = match self.plan.bounds[m] {
-                Some(QualityBound::Min(x)) | Some(QualityBound::Max(x)) => Some(x),
-                Some(QualityBound::MaxDrop(d)) => reference_value.map(|r| r - d),
-                Some(QualityBound::MaxRise(d)) => reference_value.map(|r| r + d),
-                None => None,
-            };
-            let breach = match (value, threshold) {
-                (Some(v), Some(t)) if metric.higher_is_better() => v < t,
-                (Some(v), Some(t)) => v > t,
-                _ => false,
-            };
-            let state = &mut self.states[m];
+        let coverage = if predictions == 0 { 0.0 } else { labelled as f64 / predictions as f64 };
+        for m in 0..self.plan.metrics.len() {
+            let metric = self.plan.metrics[m];
+            let judged = Judged::new(metric, self.plan.bounds[m], values[m], self.reference[m]);
             if is_final && self.plan.bounds[m].is_some() {
-                let a = &self.alerting;
-                let transition =
-                    step_with(state, breach, value.is_some(), at, now_ms, a.consecutive, a.recover_after, a.cooldown.0.as_millis() as i64);
-                let mk = |kind: &'static str, state: &DriftState| DriftEvent {
-                    event_id: event_id(&self.model, "*", metric.as_str(), state.episode_start, &format!("quality:{kind}")),
-                    kind,
-                    signal: Some("quality"),
-                    model: self.model.clone(),
-                    model_version: closed.version.clone(),
-                    feature: "*".into(),
-                    metric: metric.as_str(),
-                    value,
-                    threshold,
-                    p_value: None,
-                    p_value_threshold: None,
-                    window: closed.bounds,
-                    reference_rows: 0,
-                    episode_start: state.episode_start,
-                    detected_at: rfc3339(now_ms),
-                };
-                out.transition(transition, |kind| mk(kind, state));
+                self.step(&closed, false, m, metric, &judged, out);
             }
             out.quality.push(QualityEvaluation {
                 model: self.model.clone(),
                 model_version: closed.version.clone(),
                 kind: "quality",
                 metric: metric.as_str(),
-                value,
-                reference_value,
-                threshold,
+                value: judged.value,
+                reference_value: judged.reference_value,
+                threshold: judged.threshold,
                 labelled,
-                coverage: if predictions == 0 { 0.0 } else { labelled as f64 / predictions as f64 },
+                coverage,
                 is_final,
-                status: if value.is_some() { "ok" } else { "insufficient_data" },
-                breach,
+                band: None,
+                status: if judged.value.is_some() { "ok" } else { "insufficient_data" },
+                breach: judged.breach,
                 state: if self.states[m].drifting { "drifting" } else { "ok" },
                 window: closed.bounds,
             });
         }
         Ok(())
     }
+
+    /// Estimates the window ending with pane `end` from its predictions'
+    /// scores (CBPE), when configured. Estimates are final when made: they
+    /// step their drift state at once.
+    fn estimate(&mut self, end: i64, out: &mut Outcome) -> Result<()> {
+        let Some(cbpe) = &self.cbpe else { return Ok(()) };
+        let Some(closed) = self.closed.get(&end).cloned() else {
+            return Err(Error::Internal(format!("model {:?}: quality window {end} was never closed", self.model)));
+        };
+        let mut acc = ExpectedQuality::new(PANE_SCORE_CAPACITY, DEFAULT_AUC_BINS)?;
+        let (mut predictions, mut labelled) = (0u64, 0u64);
+        for (_, p) in self.panes.range(self.span(end)) {
+            if let Some(e) = &p.expected {
+                acc.merge(e)?;
+            }
+            predictions += p.predictions;
+            labelled += p.labelled;
+        }
+        let estimate = if acc.count() == 0 { None } else { Some(acc.estimate()?) };
+        let n = acc.count();
+        let mut lines = Vec::with_capacity(self.plan.estimated.len());
+        for (k, &metric) in self.plan.estimated.iter().enumerate() {
+            let em = estimated_metric(metric)?;
+            let value = estimate.and_then(|q| q.get(em)).filter(|v| v.is_finite());
+            let band = value.and_then(|v| cbpe.band(em, v, n));
+            let judged = Judged::new(metric, self.plan.estimated_bounds[k], value, self.estimated_reference[k]);
+            lines.push((k, metric, judged, band));
+        }
+        for (k, metric, judged, band) in lines {
+            if self.plan.estimated_bounds[k].is_some() {
+                self.step(&closed, true, k, metric, &judged, out);
+            }
+            out.quality.push(QualityEvaluation {
+                model: self.model.clone(),
+                model_version: closed.version.clone(),
+                kind: "estimated_quality",
+                metric: metric.as_str(),
+                value: judged.value,
+                reference_value: judged.reference_value,
+                threshold: judged.threshold,
+                labelled,
+                coverage: if predictions == 0 { 0.0 } else { labelled as f64 / predictions as f64 },
+                is_final: true,
+                band: Some(Band { lower: band.map(|b| b.0), upper: band.map(|b| b.1) }),
+                status: if judged.value.is_some() { "ok" } else { "insufficient_data" },
+                breach: judged.breach,
+                state: if self.estimated_states[k].drifting { "drifting" } else { "ok" },
+                window: closed.bounds,
+            });
+        }
+        Ok(())
+    }
+
+    /// Steps the drift state of metric `m` (of the realised metrics, or of
+    /// the estimated ones) with a final value of window `closed`.
+    fn step(&mut self, closed: &ClosedWindow, estimated: bool, m: usize, metric: QualityMetric, judged: &Judged, out: &mut Outcome) {
+        let at = match self.window {
+            WindowSpec::Count { .. } => closed.bounds.end_index.unwrap_or(0) as i64,
+            WindowSpec::Time { .. } => closed.bounds.end_ms.unwrap_or(0),
+        };
+        let now_ms = closed.bounds.end_ms;
+        let signal = if estimated { "estimated_quality" } else { "quality" };
+        let state = if estimated { &mut self.estimated_states[m] } else { &mut self.states[m] };
+        let a = &self.alerting;
+        let transition =
+            step_with(state, judged.breach, judged.value.is_some(), at, now_ms, a.consecutive, a.recover_after, a.cooldown.0.as_millis() as i64);
+        let mk = |kind: &'static str, state: &DriftState| DriftEvent {
+            event_id: event_id(&self.model, "*", metric.as_str(), state.episode_start, &format!("{signal}:{kind}")),
+            kind,
+            signal: Some(signal),
+            model: self.model.clone(),
+            model_version: closed.version.clone(),
+            feature: "*".into(),
+            metric: metric.as_str(),
+            value: judged.value,
+            threshold: judged.threshold,
+            p_value: None,
+            p_value_threshold: None,
+            window: closed.bounds,
+            reference_rows: 0,
+            episode_start: state.episode_start,
+            detected_at: rfc3339(now_ms),
+        };
+        out.transition(transition, |kind| mk(kind, state));
+    }
+}
+
+/// A metric's value against its bound.
+#[derive(Debug, Clone, Copy)]
+struct Judged {
+    value: Option<f64>,
+    reference_value: Option<f64>,
+    threshold: Option<f64>,
+    breach: bool,
+}
+
+impl Judged {
+    fn new(metric: QualityMetric, bound: Option<QualityBound>, value: Option<f64>, reference_value: Option<f64>) -> Self {
+        let threshold = match bound {
+            Some(QualityBound::Min(x)) | Some(QualityBound::Max(x)) => Some(x),
+            Some(QualityBound::MaxDrop(d)) => reference_value.map(|r| r - d),
+            Some(QualityBound::MaxRise(d)) => reference_value.map(|r| r + d),
+            None => None,
+        };
+        let breach = match (value, threshold) {
+            (Some(v), Some(t)) if metric.higher_is_better() => v < t,
+            (Some(v), Some(t)) => v > t,
+            _ => false,
+        };
+        Judged { value, reference_value, threshold, breach }
+    }
+}
+
+/// The CBPE metric of a quality metric (config validation admits only these).
+fn estimated_metric(metric: QualityMetric) -> Result<EstimatedMetric> {
+    Ok(match metric {
+        QualityMetric::Accuracy => EstimatedMetric::Accuracy,
+        QualityMetric::Precision => EstimatedMetric::Precision,
+        QualityMetric::Recall => EstimatedMetric::Recall,
+        QualityMetric::F1 => EstimatedMetric::F1,
+        QualityMetric::RocAuc => EstimatedMetric::RocAuc,
+        other => return Err(Error::Internal(format!("cbpe does not estimate {}", other.as_str()))),
+    })
 }
 
 #[cfg(test)]
@@ -886,7 +1034,7 @@ models:
         let config = Config::from_yaml(&yaml).unwrap();
         let plan = Plan::new(&config).unwrap();
         let m = &plan.models[0];
-        QualityState::new(m, m.quality.clone().unwrap(), vec![]).unwrap()
+        QualityState::new(m, m.quality.clone().unwrap(), ReferenceQuality::default()).unwrap()
     }
 
     fn label(id: &str, label: f64, ts: i64) -> LabelRecord {
@@ -986,7 +1134,7 @@ models:
         let config = Config::from_yaml(yaml).unwrap();
         let plan = Plan::new(&config).unwrap();
         let m = &plan.models[0];
-        let mut q = QualityState::new(m, m.quality.clone().unwrap(), vec![]).unwrap();
+        let mut q = QualityState::new(m, m.quality.clone().unwrap(), ReferenceQuality::default()).unwrap();
         let mut out = Outcome::default();
         for (i, (label, predicted)) in [(2.0, 3.0), (4.0, 2.0), (5.0, 5.0)].into_iter().enumerate() {
             let id = format!("p{i}");

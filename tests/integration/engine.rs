@@ -836,6 +836,92 @@ fn realised_quality_per_window_equals_scikit_learn_on_the_joined_pairs() {
     assert_eq!(lines(&events_again), events);
 }
 
+/// `tests/fixtures/cbpe`: an over-confident classifier (CBPE calibrates its
+/// scores), a covariate shift (events 6 000–12 000) and then concept drift
+/// (12 000–18 000, labels flipped), every label 3 h late. The engine's
+/// estimate per window equals NannyML's CBPE; it tracks realised quality
+/// through the covariate shift and alerts on it before any label of the
+/// window arrives; under concept drift it stays flat while realised accuracy
+/// drops.
+#[test]
+fn cbpe_estimate_tracks_covariate_shift_and_cannot_see_concept_drift() {
+    let dir = repo().join("tests/fixtures/cbpe");
+    let config = Config::from_file(&dir.join("config.yaml")).unwrap();
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let (input, labels) = (dir.join("predictions.jsonl"), dir.join("labels.jsonl"));
+    let (_, evaluations, events, _) = run_with_labels(&config, &input, Some(&labels), 2);
+    let all = lines(&evaluations);
+    let of = |kind: &str, end: u64, metric: &str| -> Vec<Value> {
+        all.iter()
+            .filter(|e| e["kind"] == kind && e["window"]["end_index"] == end && e["metric"] == metric)
+            .cloned()
+            .collect()
+    };
+    let f = |v: &Value| v.as_f64().unwrap();
+    let windows = expected["windows"].as_array().unwrap();
+    let metrics = ["accuracy", "precision", "recall", "f1", "roc_auc"];
+    let mut worst = [0.0f64; 5];
+    for (i, w) in windows.iter().enumerate() {
+        let end = w["end_index"].as_u64().unwrap();
+        for (k, metric) in metrics.iter().enumerate() {
+            let est = of("estimated_quality", end, metric);
+            assert_eq!(est.len(), 1, "one estimate per window and metric: {est:?}");
+            let e = &est[0];
+            assert_eq!((&e["final"], &e["status"], &e["labelled"]), (&Value::from(true), &Value::from("ok"), &Value::from(0)), "{e}");
+            let want = if *metric == "roc_auc" { f(&w["estimated_roc_auc_exact"]) } else { f(&w["estimated"][metric]) };
+            assert!((f(&e["value"]) - want).abs() <= 1e-9, "{metric} at {end}: {} vs NannyML {want}", e["value"]);
+            assert!((f(&e["value"]) - f(&w["estimated"][metric])).abs() <= 1e-4);
+            let (lower, upper) = (f(&e["lower"]), f(&e["upper"]));
+            assert!(lower < f(&e["value"]) && f(&e["value"]) < upper, "{e}");
+            let realised = of("quality", end, metric).last().cloned().unwrap();
+            // The last window's TTL has not passed at the end of the labels: evaluated once more, not final.
+            assert_eq!(realised["final"], i + 1 < windows.len(), "{realised}");
+            assert!((f(&realised["value"]) - f(&w["realised"][metric])).abs() <= 1e-9);
+            assert!(realised.get("lower").is_none(), "a realised line has no band: {realised}");
+            if i < 6 {
+                // No concept drift: the estimate tracks the realised value, inside its band.
+                worst[k] = worst[k].max((f(&e["value"]) - f(&realised["value"])).abs());
+                assert!(lower <= f(&realised["value"]) && f(&realised["value"]) <= upper, "{metric} at {end}: {realised} outside {e}");
+            }
+        }
+    }
+    // The tolerance the README states: accuracy and ROC AUC within 0.02, precision, recall and F1 within 0.04.
+    assert!(worst[0] <= 0.02 && worst[4] <= 0.02 && worst[1..4].iter().all(|&d| d <= 0.04), "{worst:?}");
+    let acc = |kind: &str, end: u64| f(&of(kind, end, "accuracy").last().unwrap()["value"]);
+    let reference = f(&expected["reference"]["accuracy"]);
+    for end in [14_000, 16_000, 18_000] {
+        // Concept drift: the estimate stays at the reference's accuracy, realised accuracy falls far below.
+        assert!((acc("estimated_quality", end) - reference).abs() < 0.01, "estimate at {end}");
+        assert!(acc("quality", end) < reference - 0.2, "realised at {end}");
+    }
+    // Drift events: the estimate alerts at the first shifted window and resolves when the inputs
+    // come back (while realised accuracy, concept-drifted, stays low); realised accuracy alerts once.
+    let events = lines(&events);
+    let kinds: Vec<(String, String, u64)> = events
+        .iter()
+        .filter(|e| e["metric"] == "accuracy")
+        .map(|e| (e["kind"].as_str().unwrap().into(), e["type"].as_str().unwrap().into(), e["window"]["end_index"].as_u64().unwrap()))
+        .collect();
+    let k = |a: &str, b: &str, c: u64| (a.to_owned(), b.to_owned(), c);
+    assert_eq!(
+        kinds,
+        [k("estimated_quality", "drift", 8000), k("estimated_quality", "resolved", 14_000), k("quality", "drift", 8000)],
+        "{events:?}"
+    );
+    let estimated = &events.iter().find(|e| e["kind"] == "estimated_quality").unwrap();
+    assert!((f(&estimated["threshold"]) - (reference - 0.1)).abs() < 1e-9);
+    assert_ne!(estimated["event_id"], events.iter().find(|e| e["kind"] == "quality").unwrap()["event_id"]);
+    // Before any label: the estimate of the first shifted window comes before every realised line of it with labels.
+    let position = |pred: &dyn Fn(&Value) -> bool| all.iter().position(pred).unwrap();
+    let estimate_at = position(&|e| e["kind"] == "estimated_quality" && e["window"]["end_index"] == 8000);
+    let first_label_at = position(&|e| e["kind"] == "quality" && e["window"]["end_index"] == 8000 && e["labelled"].as_u64() > Some(0));
+    assert!(estimate_at < first_label_at);
+    // Without the labels the estimate is the same.
+    let (_, alone, _, _) = run_with_labels(&config, &input, None, 1);
+    let estimates = |v: &[Value]| v.iter().filter(|e| e["kind"] == "estimated_quality").map(|e| e["value"].clone()).collect::<Vec<_>>();
+    assert_eq!(estimates(&lines(&alone)), estimates(&all));
+}
+
 /// A live configuration with `quality` but no `source.label_topics` is
 /// refused with the reason instead of evaluating no quality.
 #[test]
