@@ -114,8 +114,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // does not fit), not only their schemas checked.
             c.check_secrets()?;
             let references = build_references(&c, &plan)?;
-            build_reference_quality(&c, &plan)?;
+            let quality = build_reference_quality(&c, &plan)?;
             println!("{}: ok ({} model{})", config.display(), c.models.len(), if c.models.len() == 1 { "" } else { "s" });
+            for (m, q) in c.models.iter().zip(&quality) {
+                if let Some(cbpe) = &q.cbpe {
+                    let (chunk, chunks) = cbpe.chunks();
+                    println!(
+                        "model {:?}: cbpe fitted on {} reference rows; scores {}; band from {chunks} chunks of {chunk} rows",
+                        m.name,
+                        cbpe.rows(),
+                        if cbpe.calibrates() { "calibrated (isotonic regression)" } else { "used as they are (calibrated already)" },
+                    );
+                }
+            }
             println!("{}", MemoryBound::new(&c, &plan, &references, c.engine.shard_count()));
             Ok(())
         }

@@ -336,6 +336,8 @@ pub fn needs_calibration(labels: &[u8], scores: &[f64]) -> Result<bool> {
 pub struct Cbpe {
     /// `None`: the reference's scores are calibrated and used as they are.
     calibrator: Option<Isotonic>,
+    /// Reference rows it was fitted on.
+    rows: usize,
     /// Rows per reference chunk.
     chunk: usize,
     /// Chunks the spreads come from.
@@ -410,12 +412,17 @@ impl Cbpe {
                 (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / v.len() as f64).sqrt()
             })
         });
-        Ok(Cbpe { calibrator, chunk, chunks, spread })
+        Ok(Cbpe { calibrator, rows: labels.len(), chunk, chunks, spread })
     }
 
     /// Whether the scores are calibrated (isotonic regression) before use.
     pub fn calibrates(&self) -> bool {
         self.calibrator.is_some()
+    }
+
+    /// Reference rows it was fitted on.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     /// Rows per reference chunk, and the number of chunks.

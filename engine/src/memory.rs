@@ -16,6 +16,7 @@ use driftwatch_detectors::sketch::{CategoryCounts, Sketch as _};
 use crate::config::{Config, FeatureType, WindowSpec};
 use crate::evaluate::MAX_SPARE_PANES;
 use crate::model::{ColumnReference, ModelPlan, ModelProfile, Plan};
+use crate::quality::PANE_SCORE_CAPACITY;
 
 /// The category name length the figures assume.
 pub const NAME_BYTES: usize = 32;
@@ -204,8 +205,20 @@ fn model_memory(m: &ModelPlan, reference: Option<&ModelProfile>) -> ModelMemory 
     };
     // Joined predictions stay in the store until their window is final, so
     // the held scores are bounded by `max_pending` too.
-    let quality_bytes =
-        m.quality.as_ref().map_or(0, |q| (q.max_pending as u64).saturating_mul(JOIN_SLOT_BYTES + EARLY_LABEL_BYTES + HELD_SCORE_BYTES));
+    // The estimate holds the calibrated probabilities of the panes of the
+    // newest window and the open pane (exact up to a capacity per pane).
+    let estimate_bytes = m.quality.as_ref().filter(|q| !q.estimated.is_empty()).map_or(0, |_| {
+        let per_pane = match m.window {
+            WindowSpec::Count { slide, .. } => slide.min(PANE_SCORE_CAPACITY as u64),
+            WindowSpec::Time { .. } => PANE_SCORE_CAPACITY as u64,
+        };
+        (m.window_panes() + 1).saturating_mul(per_pane).saturating_mul(8)
+    });
+    let quality_bytes = m
+        .quality
+        .as_ref()
+        .map_or(0, |q| (q.max_pending as u64).saturating_mul(JOIN_SLOT_BYTES + EARLY_LABEL_BYTES + HELD_SCORE_BYTES))
+        .saturating_add(estimate_bytes);
     ModelMemory { name: m.name.clone(), window_stores: pane_stores + 1, window_bytes, reference_bytes, baseline_bytes, quality_bytes }
 }
 
@@ -255,7 +268,7 @@ impl fmt::Display for MemoryBound {
             if m.quality_bytes > 0 {
                 writeln!(
                     f,
-                    "        {:<10} {:>10} label join (quality.max_pending predictions and early labels)",
+                    "        {:<10} {:>10} label join (quality.max_pending predictions and early labels; the estimate's scores)",
                     "",
                     human_bytes(m.quality_bytes)
                 )?;

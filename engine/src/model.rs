@@ -12,8 +12,8 @@ use driftwatch_detectors::sketch::{CategoryCounts, Sketch};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    split_path, AlertingConfig, Config, Correction, FeatureType, KsMode, Metric, ModelConfig, QualityConfig, QualityMetric, QualityReferenceConfig,
-    QualityTask, WindowSpec, DEFAULT_EXACT_MAX, DEFAULT_MAX_CATEGORIES,
+    split_path, AlertingConfig, Config, Correction, FeatureType, KsMode, Metric, ModelConfig, QualityConfig, QualityMetric,
+    QualityReferenceConfig, QualityTask, WindowSpec, DEFAULT_EXACT_MAX, DEFAULT_MAX_CATEGORIES,
 };
 use crate::decode::DecoderSpec;
 use crate::quality::ReferenceQuality;

@@ -34,7 +34,7 @@ use crate::{Error, Result};
 
 /// Scores held per pane for an exact ROC AUC before the accumulator falls
 /// back to its histogram (see `driftwatch_detectors::quality`).
-const PANE_SCORE_CAPACITY: usize = 1 << 20;
+pub const PANE_SCORE_CAPACITY: usize = 1 << 20;
 
 /// One label event, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -890,6 +890,10 @@ impl QualityState {
             predictions += p.predictions;
             labelled += p.labelled;
         }
+        // No later window holds the window's first pane: its probabilities are not needed any more.
+        if let Some(p) = self.panes.get_mut(&end.saturating_sub(self.panes_per_window - 1)) {
+            p.expected = None;
+        }
         let estimate = if acc.count() == 0 { None } else { Some(acc.estimate()?) };
         let n = acc.count();
         let mut lines = Vec::with_capacity(self.plan.estimated.len());
@@ -936,8 +940,16 @@ impl QualityState {
         let signal = if estimated { "estimated_quality" } else { "quality" };
         let state = if estimated { &mut self.estimated_states[m] } else { &mut self.states[m] };
         let a = &self.alerting;
-        let transition =
-            step_with(state, judged.breach, judged.value.is_some(), at, now_ms, a.consecutive, a.recover_after, a.cooldown.0.as_millis() as i64);
+        let transition = step_with(
+            state,
+            judged.breach,
+            judged.value.is_some(),
+            at,
+            now_ms,
+            a.consecutive,
+            a.recover_after,
+            a.cooldown.0.as_millis() as i64,
+        );
         let mk = |kind: &'static str, state: &DriftState| DriftEvent {
             event_id: event_id(&self.model, "*", metric.as_str(), state.episode_start, &format!("{signal}:{kind}")),
             kind,

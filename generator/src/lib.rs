@@ -197,11 +197,11 @@ pub enum GenerateError {
 /// The file format of a reference sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReferenceFormat {
-    /// One flat JSON object per line: `{"f00":…,"c0":"a",…,"score":…}`; missing
-    /// features are omitted.
+    /// One flat JSON object per line: `{"f00":…,"c0":"a",…,"score":…,"prediction":0,"label":1}`;
+    /// missing features are omitted.
     Jsonl,
-    /// A header line with the feature names and `score`, then one row per line;
-    /// missing features are empty fields.
+    /// A header line with the feature names, `score`, `prediction` and
+    /// `label`, then one row per line; missing features are empty fields.
     Csv,
 }
 
@@ -223,6 +223,7 @@ const EVENT_MISSING: u64 = 0x6576_656e_746d_6973;
 const REFERENCE_VALUES: u64 = 0x7265_6676_616c_7565;
 const REFERENCE_MISSING: u64 = 0x7265_666d_6973_7369;
 const LABELS: u64 = 0x6c61_6265_6c73_0001;
+const REFERENCE_LABELS: u64 = 0x6c61_6265_6c73_0002;
 const FEATURE_PARAMETERS: u64 = 0x7061_7261_6d65_7465;
 
 const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -436,6 +437,7 @@ pub struct Generator {
     reference_values: u64,
     reference_missing: u64,
     labels: u64,
+    reference_labels: u64,
     /// `{"model":…,"prediction_id":"<model>-`
     label_prefix: Box<[u8]>,
     /// Index of the next reference row [`Generator::write_reference_row`] writes.
@@ -552,6 +554,7 @@ impl Generator {
             reference_values: mix64(seed ^ REFERENCE_VALUES),
             reference_missing: mix64(seed ^ REFERENCE_MISSING),
             labels: mix64(seed ^ LABELS),
+            reference_labels: mix64(seed ^ REFERENCE_LABELS),
             label_prefix: label_prefix.into_boxed_slice(),
             next_reference_row: 0,
             event_bytes_hint,
@@ -631,7 +634,8 @@ impl Generator {
     }
 
     /// Appends the next reference row to `buf` as a flat JSON object without a
-    /// trailing newline: `{"f00":…,"c0":"a",…,"score":…}`. Reference rows never
+    /// trailing newline: `{"f00":…,"c0":"a",…,"score":…,"prediction":0,"label":1}`
+    /// (the label drawn with the score as its probability). Reference rows never
     /// drift; they come from their own random stream, so they are not copies of
     /// the first events.
     pub fn write_reference_row(&mut self, buf: &mut Vec<u8>) {
@@ -655,6 +659,23 @@ impl Generator {
             Layout::Csv => buf.push(b','),
         }
         push_f64(buf, score);
+        // The model's class and the true one, drawn with the score as its probability (a calibrated model).
+        let class = SplitMix64::for_row(self.reference_labels, row).uniform() < score;
+        let fields: &[u8] = match (layout, score >= 0.5, class) {
+            (Layout::Json, p, l) => match (p, l) {
+                (false, false) => br#","prediction":0,"label":0"#,
+                (false, true) => br#","prediction":0,"label":1"#,
+                (true, false) => br#","prediction":1,"label":0"#,
+                (true, true) => br#","prediction":1,"label":1"#,
+            },
+            (Layout::Csv, p, l) => match (p, l) {
+                (false, false) => b",0,0",
+                (false, true) => b",0,1",
+                (true, false) => b",1,0",
+                (true, true) => b",1,1",
+            },
+        };
+        buf.extend_from_slice(fields);
         if layout == Layout::Json {
             buf.push(b'}');
         }
@@ -667,7 +688,7 @@ impl Generator {
             buf.extend_from_slice(name.as_bytes());
             buf.push(b',');
         }
-        buf.extend_from_slice(b"score");
+        buf.extend_from_slice(b"score,prediction,label");
     }
 
     /// Draws every feature of one row, writes them in `layout`, and returns the
@@ -1287,8 +1308,9 @@ mod tests {
             let mut buf = Vec::new();
             generator.write_reference_row(&mut buf);
             let row: Value = serde_json::from_slice(&buf).expect("row is JSON");
-            assert_eq!(row.as_object().map(|o| o.len()), Some(23));
+            assert_eq!(row.as_object().map(|o| o.len()), Some(25));
             assert!(row["score"].is_f64());
+            assert_eq!(row["prediction"], u64::from(row["score"].as_f64().unwrap_or(0.0) >= 0.5));
             rows.push(row);
         }
         for (f, name) in generator.numeric.iter().zip(&numeric_names) {
@@ -1323,15 +1345,21 @@ mod tests {
         let mut lines = text.lines();
         let header = lines.next().expect("header");
         assert!(header.starts_with("f00,f01,"));
-        assert!(header.ends_with(",f19,c0,c1,score"));
+        assert!(header.ends_with(",f19,c0,c1,score,prediction,label"));
+        let mut agree = 0;
         for line in lines.by_ref() {
             let fields: Vec<&str> = line.split(',').collect();
-            assert_eq!(fields.len(), 23, "{line}");
+            assert_eq!(fields.len(), 25, "{line}");
             for field in &fields[..20] {
                 assert!(field.is_empty() || field.parse::<f64>().is_ok(), "{field}");
             }
-            assert!(fields[22].parse::<f64>().is_ok());
+            let score = fields[22].parse::<f64>().expect("score");
+            assert_eq!(fields[23], if score >= 0.5 { "1" } else { "0" });
+            assert!(fields[24] == "0" || fields[24] == "1");
+            agree += u32::from(fields[23] == fields[24]);
         }
+        // A calibrated model with about 15 % positives is right most of the time, not always.
+        assert!((140..200).contains(&agree), "{agree}");
         assert_eq!(text.lines().count(), 201);
 
         let jsonl = dir.join("reference.jsonl");

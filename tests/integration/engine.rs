@@ -142,6 +142,15 @@ fn quality_config_errors_name_the_field() {
         ("{ task: binary_classification, prediction: p, max_pending: 0 }", "models[0].quality.max_pending", ""),
         ("{ task: multiclass, prediction: p }", "models[0].quality", "binary_classification"),
         ("{ task: binary_classification, prediction: p, reference: { label: y, prediction: p } }", "models[0].quality.reference", "path"),
+        ("{ task: regression, prediction: p, estimate: cbpe }", "models[0].quality.estimate", "binary classifier"),
+        ("{ task: binary_classification, prediction: p, estimate: cbpe }", "models[0].quality.estimate", "score"),
+        ("{ task: binary_classification, prediction: p, score: s, estimate: cbpe }", "models[0].quality.estimate", "reference"),
+        ("{ task: binary_classification, prediction: p, estimate: nannyml }", "models[0].quality", "cbpe"),
+        (
+            "{ task: binary_classification, prediction: p, detectors: [{ metric: accuracy, estimated: true, min: 0.8 }] }",
+            "models[0].quality.detectors[0].estimated",
+            "estimate: cbpe",
+        ),
     ];
     for (quality, field, what) in cases {
         let e = config_error(&with(quality));
@@ -161,6 +170,31 @@ fn quality_config_errors_name_the_field() {
     assert!(e.contains("label_topics") && e.contains("patterns"), "{e}");
     let e = config_error(&format!("{}{BASE}", source("topics: [p], label_topics: [l]")));
     assert!(e.contains("source.label_topics") && e.contains("quality"), "{e}");
+    // The estimate: fitted on a reference table's labels and scores, for the metrics CBPE estimates.
+    let table = |quality: &str| with(quality).replace("{ baseline_events: 100 }", "{ path: ref.csv }");
+    let estimated =
+        "{ task: binary_classification, prediction: p, score: s, reference: { label: y, prediction: p, score: s }, estimate: cbpe";
+    let both = format!(
+        "{estimated}, detectors: [{{ metric: accuracy, max_drop: 0.05 }}, {{ metric: accuracy, estimated: true, max_drop: 0.05 }}] }}"
+    );
+    let q = Config::from_yaml(&table(&both)).unwrap().models[0].quality.clone().unwrap();
+    assert_eq!(q.estimated_metrics().len(), 5, "accuracy, precision, recall, f1 and roc_auc are estimated");
+    let e = config_error(&table(&format!("{estimated}, metrics: [log_loss, brier] }}")));
+    assert!(e.contains("models[0].quality.estimate") && e.contains("none of them"), "{e}");
+    let e = config_error(&table(&format!("{estimated}, detectors: [{{ metric: log_loss, estimated: true, max: 1 }}] }}")));
+    assert!(e.contains("models[0].quality.detectors[0].metric") && e.contains("does not estimate log_loss"), "{e}");
+    let e = config_error(&table(&format!(
+        "{estimated}, detectors: [{{ metric: f1, estimated: true, min: 0.5 }}, {{ metric: f1, estimated: true, min: 0.4 }}] }}"
+    )));
+    assert!(e.contains("models[0].quality.detectors[1].metric") && e.contains("estimated f1 has a detector already"), "{e}");
+    // Too small a reference to fit on is refused at startup, naming the model.
+    let dir = temp_dir("cbpe-small");
+    std::fs::write(dir.join("ref.csv"), "x,y,p,s\n1,1,1,0.9\n2,0,0,0.2\n3,1,0,0.4\n").unwrap();
+    let yaml = table(&format!("{estimated} }}")).replace("ref.csv", &dir.join("ref.csv").display().to_string());
+    let c = Config::from_yaml(&yaml).unwrap();
+    let e = driftwatch_engine::model::build_reference_quality(&c, &Plan::new(&c).unwrap()).unwrap_err().to_string();
+    assert!(e.contains("cbpe cannot be fitted on the reference's 3 rows"), "{e}");
+    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
@@ -852,10 +886,7 @@ fn cbpe_estimate_tracks_covariate_shift_and_cannot_see_concept_drift() {
     let (_, evaluations, events, _) = run_with_labels(&config, &input, Some(&labels), 2);
     let all = lines(&evaluations);
     let of = |kind: &str, end: u64, metric: &str| -> Vec<Value> {
-        all.iter()
-            .filter(|e| e["kind"] == kind && e["window"]["end_index"] == end && e["metric"] == metric)
-            .cloned()
-            .collect()
+        all.iter().filter(|e| e["kind"] == kind && e["window"]["end_index"] == end && e["metric"] == metric).cloned().collect()
     };
     let f = |v: &Value| v.as_f64().unwrap();
     let windows = expected["windows"].as_array().unwrap();

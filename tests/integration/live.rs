@@ -1061,9 +1061,11 @@ models:
       task: binary_classification
       prediction: prediction
       score: score
+      reference: {{ label: repaid, prediction: y_pred, score: y_pred_proba }}
       metrics: [accuracy, f1, roc_auc]
       label_ttl: 2h
       early_label_ttl: 1h
+      estimate: cbpe
       detectors:
         - {{ metric: accuracy, min: 0.8 }}
 source:
@@ -1184,11 +1186,31 @@ sinks:
 
     let text = std::fs::read_to_string(&out).unwrap();
     let mut last: BTreeMap<(i64, String), Value> = BTreeMap::new();
+    let mut estimates: Vec<Value> = Vec::new();
     for line in text.lines() {
         let e: Value = serde_json::from_str(line).unwrap();
         if e["kind"] == "quality" {
             last.insert((e["window"]["start_ms"].as_i64().unwrap(), e["metric"].as_str().unwrap().to_owned()), e);
+        } else if e["kind"] == "estimated_quality" {
+            estimates.push(e);
         }
+    }
+    // One estimate per window and metric, made at its close (before its labels: the labels were sent later),
+    // and the gauges show the newest window's.
+    assert_eq!(estimates.len(), 5 * 3, "{estimates:?}");
+    for (w, e) in estimates.iter().enumerate().filter(|(_, e)| e["metric"] == "accuracy") {
+        assert_eq!(e["window"]["start_ms"], t0 + (w / 3) as i64 * window_ms, "{e}");
+        assert_eq!((&e["final"], &e["status"]), (&Value::from(true), &Value::from("ok")), "{e}");
+        let (lower, value, upper) = (e["lower"].as_f64().unwrap(), e["value"].as_f64().unwrap(), e["upper"].as_f64().unwrap());
+        assert!(lower < value && value < upper && value > 0.5, "{e}");
+    }
+    let newest = estimates.iter().rev().find(|e| e["metric"] == "accuracy").unwrap();
+    for (gauge_name, field) in [
+        ("driftwatch_model_quality_estimated", "value"),
+        ("driftwatch_model_quality_estimated_lower", "lower"),
+        ("driftwatch_model_quality_estimated_upper", "upper"),
+    ] {
+        assert_eq!(gauge(gauge_name, r#"metric="accuracy",model="fraud""#), newest[field].as_f64().unwrap(), "{gauge_name}");
     }
     for (w, (pairs, expected)) in windows.iter().enumerate() {
         let start = t0 + w as i64 * window_ms;
