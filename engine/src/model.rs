@@ -555,7 +555,7 @@ pub fn cbpe_chunk_rows(window: WindowSpec, rows: usize) -> usize {
         WindowSpec::Count { slide, panes } => usize::try_from(slide.saturating_mul(panes)).unwrap_or(usize::MAX),
         WindowSpec::Time { .. } => CBPE_MAX_CHUNK_ROWS,
     };
-    size.min(rows).min(CBPE_MAX_CHUNK_ROWS).max(1)
+    size.min(rows).clamp(1, CBPE_MAX_CHUNK_ROWS)
 }
 
 /// The largest reference chunk of the estimate's band (bigger windows scale its spread).

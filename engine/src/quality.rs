@@ -846,9 +846,9 @@ impl QualityState {
             metric_values(&acc, &self.plan.metrics)?
         };
         let coverage = if predictions == 0 { 0.0 } else { labelled as f64 / predictions as f64 };
-        for m in 0..self.plan.metrics.len() {
+        for (m, value) in values.into_iter().enumerate() {
             let metric = self.plan.metrics[m];
-            let judged = Judged::new(metric, self.plan.bounds[m], values[m], self.reference[m]);
+            let judged = Judged::new(metric, self.plan.bounds[m], value, self.reference[m]);
             if is_final && self.plan.bounds[m].is_some() {
                 self.step(&closed, false, m, metric, &judged, out);
             }

@@ -21,7 +21,7 @@ Subcommands (each exits non-zero with a message on failure):
   check-received LOG --alert NAME --model M --timeout S
                                       until the receiver's LOG holds Alertmanager's notification of NAME
                                       (and the engine's own drift event), then checks their content
-  exprs --prometheus URL --rules F --dashboard D --var NAME=VALUE ... --no-data-yet EXPR ...
+  exprs --prometheus URL --rules F --dashboard D --var NAME=VALUE ...
                                       every PromQL expression of F and D returns data (see below)
 
 `exprs`, the rule for "returns data": a dashboard expression (panel targets and annotations, with
@@ -31,9 +31,7 @@ non-empty result too, or, when it is empty because the condition is false right 
 that must stay quiet in a healthy run), it is split at its top-level comparison or set operator
 (or, and, unless, ==, !=, <, <=, >, >=; absent(X) becomes X) and each operand that is not a
 number must return data by the same rule, recursively: the series the alert looks at exist and
-only the condition is false. The expressions given with --no-data-yet (series that no engine
-exports yet) are skipped; each must occur in F or D, and they must be exactly the expressions
-that name a driftwatch_model_quality_estimated series.
+only the condition is false.
 """
 import argparse
 import json
@@ -454,17 +452,7 @@ def cmd_exprs(a):
     dash_exprs, variables = dashboard_sources(dash)
     rule_exprs = [(f"alert {r['alert']}" if "alert" in r else f"record {r['record']}", r["expr"].strip())
                   for _, r in rules_of(load_yaml(a.rules))]
-    excluded = [e.strip() for e in a.no_data_yet]
-    every = [e.strip() for _, e in dash_exprs] + [e for _, e in rule_exprs]
-    for e in excluded:
-        if e not in every:
-            die(f"--no-data-yet {e!r} is in neither {a.rules} nor {a.dashboard}: the list is stale")
-    quality = sorted({e for e in every if "driftwatch_model_quality_estimated" in e})
-    if sorted(set(excluded)) != quality:
-        die(f"--no-data-yet must list exactly the expressions that name driftwatch_model_quality_estimated series:\n"
-            f"  listed: {sorted(set(excluded))}\n  those:  {quality}")
-
-    counts = {"dashboard": 0, "rules": 0, "variables": 0, "excluded": 0, "split": 0}
+    counts = {"dashboard": 0, "rules": 0, "variables": 0, "split": 0}
     lines = []
 
     def note(line):
@@ -532,19 +520,11 @@ def cmd_exprs(a):
 
     checks = []
     for where, expr in dash_exprs:
-        if expr.strip() in excluded:
-            counts["excluded"] += 1
-            note(f"SKIPPED (no data yet: estimated-quality series) {where}: {expr}")
-        else:
-            counts["dashboard"] += 1
-            checks.append((where, expr, check_dashboard))
+        counts["dashboard"] += 1
+        checks.append((where, expr, check_dashboard))
     for where, expr in rule_exprs:
-        if expr in excluded:
-            counts["excluded"] += 1
-            note(f"SKIPPED (no data yet: estimated-quality series) {where}: {expr}")
-        else:
-            counts["rules"] += 1
-            checks.append((where, expr, check_rule))
+        counts["rules"] += 1
+        checks.append((where, expr, check_rule))
     for where, q in variables:
         counts["variables"] += 1
         checks.append((where, q, check_variable))
@@ -573,7 +553,7 @@ def cmd_exprs(a):
     if failures:
         die("these return no data:\n  " + "\n  ".join(failures))
     print(f"{counts['dashboard']} dashboard and {counts['rules']} rule expressions and {counts['variables']} variables return data "
-          f"({counts['split']} quiet conditions checked through their operands; {counts['excluded']} excluded: estimated-quality series not exported yet)")
+          f"({counts['split']} quiet conditions checked through their operands)")
 
 
 def main():
@@ -594,7 +574,7 @@ def main():
     s = sub.add_parser("check-received"); s.add_argument("log"); s.add_argument("--alert", required=True); s.add_argument("--model", required=True); s.add_argument("--timeout", type=float, default=60)
     s = sub.add_parser("exprs")
     s.add_argument("--prometheus", required=True); s.add_argument("--rules", required=True); s.add_argument("--dashboard", required=True)
-    s.add_argument("--var", action="append", default=[]); s.add_argument("--no-data-yet", action="append", default=[]); s.add_argument("--log")
+    s.add_argument("--var", action="append", default=[]); s.add_argument("--log")
     s.add_argument("--settle", type=float, default=30, help="seconds to keep asking a check that finds no data")
     a = p.parse_args()
     globals()["cmd_" + a.cmd.replace("-", "_")](a)
