@@ -64,6 +64,7 @@ echo "demo: producing $events events at $rate/s to $brokers/predictions (drift f
 echo "demo: metrics on http://127.0.0.1:9100/metrics; Ctrl-C stops everything" >&2
 
 # In the foreground: Ctrl-C reaches driftwatch, which drains, commits and exits; then cleanup runs.
-# configs/demo.yaml names the default broker; --port points a copy at the one started above.
-sed "s/127\.0\.0\.1:9092/$brokers/g" configs/demo.yaml >"$demo_dir/demo.yaml"
+# configs/demo.yaml names the default broker; --port points a copy at the one started above (its
+# reference path, relative to configs/, made absolute for the copy).
+sed -e "s/127\.0\.0\.1:9092/$brokers/g" -e "s#\.\./tests/fixtures/#$PWD/tests/fixtures/#g" configs/demo.yaml >"$demo_dir/demo.yaml"
 "$bin" run --config "$demo_dir/demo.yaml" --progress || true

@@ -1,5 +1,6 @@
 //! `driftwatch`: the command-line entry point.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -97,6 +98,8 @@ enum Command {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
+        // Standard output closed by the reader (`driftwatch validate … | head`): nothing left to say.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -115,19 +118,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             c.check_secrets()?;
             let references = build_references(&c, &plan)?;
             let quality = build_reference_quality(&c, &plan)?;
-            println!("{}: ok ({} model{})", config.display(), c.models.len(), if c.models.len() == 1 { "" } else { "s" });
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}: ok ({} model{})", config.display(), c.models.len(), if c.models.len() == 1 { "" } else { "s" })?;
             for (m, q) in c.models.iter().zip(&quality) {
                 if let Some(cbpe) = &q.cbpe {
                     let (chunk, chunks) = cbpe.chunks();
-                    println!(
+                    writeln!(
+                        out,
                         "model {:?}: cbpe fitted on {} reference rows; scores {}; band from {chunks} chunks of {chunk} rows",
                         m.name,
                         cbpe.rows(),
                         if cbpe.calibrates() { "calibrated (isotonic regression)" } else { "used as they are (calibrated already)" },
-                    );
+                    )?;
                 }
             }
-            println!("{}", MemoryBound::new(&c, &plan, &references, c.engine.shard_count()));
+            writeln!(out, "{}", MemoryBound::new(&c, &plan, &references, c.engine.shard_count()))?;
             Ok(())
         }
         Command::Profile { config, output } => {

@@ -585,7 +585,17 @@ impl WindowStage<'_> {
                         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                     }),
                     Sink::Kafka(k) => k.send(&key, &body, &[("event_id", e.event_id.as_bytes()), ("type", e.kind.as_bytes())]),
-                    Sink::Log => println!("{}", String::from_utf8_lossy(&body)),
+                    Sink::Log => {
+                        // A closed standard output (`driftwatch run | head`) loses the log lines, not the engine.
+                        use std::io::Write as _;
+                        let mut out = std::io::stdout().lock();
+                        static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+                        if out.write_all(&body).and_then(|()| out.write_all(b"\n")).is_err()
+                            && !CLOSED.swap(true, std::sync::atomic::Ordering::Relaxed)
+                        {
+                            eprintln!("driftwatch: the log sink's standard output is closed: drift events still go to the other sinks");
+                        }
+                    }
                 }
             }
         }
