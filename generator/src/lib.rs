@@ -136,6 +136,18 @@ impl Default for GeneratorConfig {
 /// Why generation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
+    /// Two outputs name the same file or topic (one would overwrite or mix into the other).
+    #[error("{first} and {second} name the same {what} {name:?}: give each its own")]
+    SameOutput {
+        /// The first option.
+        first: &'static str,
+        /// The second option.
+        second: &'static str,
+        /// `file` or `topic`.
+        what: &'static str,
+        /// The shared name.
+        name: String,
+    },
     /// Both feature counts are zero.
     #[error("the generator needs at least one feature (numeric and categorical counts are both 0)")]
     NoFeatures,
@@ -1008,8 +1020,29 @@ impl GenerateArgs {
         }
     }
 
-    /// How labels are generated, checked.
+    /// How labels are generated, checked (with their outputs: a labels file
+    /// or topic of their own).
     pub fn label_spec(&self) -> Result<LabelSpec, GenerateError> {
+        let same = |first, second, what, name: String| Err(GenerateError::SameOutput { first, second, what, name });
+        let files = [
+            ("--output", Some(&self.output)),
+            ("--labels-output", self.labels_output.as_ref()),
+            ("--reference-output", self.reference_output.as_ref()),
+        ];
+        for (i, (first, a)) in files.iter().enumerate() {
+            for (second, b) in &files[i + 1..] {
+                if let (Some(a), Some(b)) = (a, b) {
+                    if a == b && a.as_os_str() != "-" {
+                        return same(first, second, "file", a.display().to_string());
+                    }
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (&self.kafka_topic, &self.labels_topic) {
+            if a == b {
+                return same("--kafka-topic", "--labels-topic", "topic", a.clone());
+            }
+        }
         check_number("label_delay", self.label_delay, self.label_delay.is_finite() && self.label_delay >= 0.0, "at least 0")?;
         check_number("label_flip", self.label_flip, (0.0..=1.0).contains(&self.label_flip), "between 0 and 1")?;
         Ok(LabelSpec { mean_delay_ms: (self.label_delay * 1000.0).round() as i64, flip: self.label_flip })
@@ -1322,6 +1355,25 @@ mod tests {
         // Reference rows come from their own stream, not from the events.
         let first_event = event(&generator, 0);
         assert_ne!(first_event["features"]["f10"], rows[0]["f10"]);
+    }
+
+    #[test]
+    fn outputs_of_their_own_are_required() {
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["generate", "--events", "10", "-o", "events.jsonl"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).expect("parses").generate
+        };
+        let e = args(&["--labels-output", "events.jsonl"]).label_spec().expect_err("same file").to_string();
+        assert!(e.contains("--output and --labels-output name the same file \"events.jsonl\""), "{e}");
+        let e = args(&["--reference-output", "r.csv", "--labels-output", "r.csv"]).label_spec().expect_err("same file").to_string();
+        assert!(e.contains("--labels-output and --reference-output"), "{e}");
+        let kafka = ["--kafka-brokers", "127.0.0.1:1", "--kafka-topic", "p", "--labels-topic", "p"];
+        let mut argv = vec!["generate", "--events", "10"];
+        argv.extend_from_slice(&kafka);
+        let e = Cli::try_parse_from(argv).expect("parses").generate.label_spec().expect_err("same topic").to_string();
+        assert!(e.contains("--kafka-topic and --labels-topic name the same topic \"p\""), "{e}");
+        assert!(args(&["--labels-output", "labels.jsonl", "--reference-output", "r.csv"]).label_spec().is_ok());
     }
 
     #[test]
