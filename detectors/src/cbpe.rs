@@ -181,9 +181,11 @@ impl Isotonic {
         // The first point strictly above s; s lies in [x[i-1], x[i]).
         let i = self.x.partition_point(|&v| v <= s);
         let (x0, x1, y0, y1) = (self.x[i - 1], self.x[i], self.y[i - 1], self.y[i]);
-        // np.interp's formula: slope times offset from the left point.
+        // np.interp's formula: slope times offset from the left point; its
+        // rounding may step a few ulps past the right point, which it never
+        // exceeds in exact arithmetic.
         let slope = (y1 - y0) / (x1 - x0);
-        slope * (s - x0) + y0
+        (slope * (s - x0) + y0).min(y1)
     }
 
     /// The fitted points `(score, probability)`.
@@ -386,7 +388,8 @@ impl Cbpe {
         };
         let chunks = BAND_CHUNKS;
         let mut values: [Vec<f64>; 5] = Default::default();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0x6362_7065);
+        // ChaCha8 is value-stable across rand_chacha releases, so the band is too.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x6362_7065);
         let (mut l, mut p, mut s) = (Vec::with_capacity(chunk), Vec::with_capacity(chunk), Vec::with_capacity(chunk));
         for _ in 0..chunks {
             l.clear();
@@ -430,10 +433,11 @@ impl Cbpe {
         (self.chunk, self.chunks)
     }
 
-    /// The calibrated probability of class 1 for a score.
+    /// The calibrated probability of class 1 for a score (in `[0, 1]` for
+    /// a score in `[0, 1]`: interpolation's rounding is clamped away).
     pub fn calibrate(&self, score: f64) -> f64 {
         match &self.calibrator {
-            Some(iso) => iso.predict(score),
+            Some(iso) => iso.predict(score).clamp(0.0, 1.0),
             None => score,
         }
     }
@@ -708,6 +712,18 @@ mod tests {
         assert_eq!(fitted, vec![1.0, 2.25, 2.25, 2.25, 2.25]);
         let weighted = pool_adjacent_violators(&[2.0, 1.0], &[3.0, 1.0]);
         assert_eq!(weighted, vec![1.75, 1.75]);
+    }
+
+    #[test]
+    fn interpolation_never_passes_the_next_point() {
+        // np.interp's formula rounds above y1 = 1 just below x1 for these (found by search).
+        let iso = Isotonic { x: vec![0.314_324_9, 0.967_796_1], y: vec![0.071_1, 1.0] };
+        let mut s = 0.967_796_1f64;
+        for _ in 0..1000 {
+            s = f64::from_bits(s.to_bits() - 1);
+            let p = iso.predict(s);
+            assert!((0.0..=1.0).contains(&p), "{s}: {p}");
+        }
     }
 
     #[test]

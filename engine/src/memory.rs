@@ -206,13 +206,14 @@ fn model_memory(m: &ModelPlan, reference: Option<&ModelProfile>) -> ModelMemory 
     // Joined predictions stay in the store until their window is final, so
     // the held scores are bounded by `max_pending` too.
     // The estimate holds the calibrated probabilities of the panes of the
-    // newest window and the open pane (exact up to a capacity per pane).
+    // newest window and the open ones (exact up to a capacity per pane, in
+    // vectors that grow by doubling), and merges and sorts a window's worth
+    // when one closes.
     let estimate_bytes = m.quality.as_ref().filter(|q| !q.estimated.is_empty()).map_or(0, |_| {
-        let per_pane = match m.window {
-            WindowSpec::Count { slide, .. } => slide.min(PANE_SCORE_CAPACITY as u64),
-            WindowSpec::Time { .. } => PANE_SCORE_CAPACITY as u64,
-        };
-        (m.window_panes() + 1).saturating_mul(per_pane).saturating_mul(8)
+        let cap = PANE_SCORE_CAPACITY as u64;
+        let per_pane = pane_events.min(cap).next_power_of_two();
+        let merged = window_events.min(cap).next_power_of_two();
+        (panes + open).saturating_mul(per_pane).saturating_add(2 * merged).saturating_mul(8)
     });
     let quality_bytes = m
         .quality

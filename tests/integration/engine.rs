@@ -904,6 +904,13 @@ fn cbpe_estimate_tracks_covariate_shift_and_cannot_see_concept_drift() {
             assert!((f(&e["value"]) - f(&w["estimated"][metric])).abs() <= 1e-4);
             let (lower, upper) = (f(&e["lower"]), f(&e["upper"]));
             assert!(lower < f(&e["value"]) && f(&e["value"]) < upper, "{e}");
+            // The band is ± 3 sampling errors; the bootstrap's sampling error is NannyML's (its formulas) within 20 % (0.88–1.16 × on this fixture).
+            let ratio = (upper - lower) / 6.0 / f(&w["sampling_error"][metric]);
+            assert!(
+                (0.8..=1.2).contains(&ratio),
+                "{metric} at {end}: band {lower}..{upper}, NannyML's sampling error {}",
+                w["sampling_error"][metric]
+            );
             let realised = of("quality", end, metric).last().cloned().unwrap();
             // The last window's TTL has not passed at the end of the labels: evaluated once more, not final.
             assert_eq!(realised["final"], i + 1 < windows.len(), "{realised}");
@@ -951,6 +958,45 @@ fn cbpe_estimate_tracks_covariate_shift_and_cannot_see_concept_drift() {
     let (_, alone, _, _) = run_with_labels(&config, &input, None, 1);
     let estimates = |v: &[Value]| v.iter().filter(|e| e["kind"] == "estimated_quality").map(|e| e["value"].clone()).collect::<Vec<_>>();
     assert_eq!(estimates(&lines(&alone)), estimates(&all));
+}
+
+/// The estimate over sliding windows of 4 panes (2 000 predictions, a slide
+/// of 500) equals CBPE computed directly over each window's predictions: a
+/// window's estimate takes exactly its own panes, and a pane's probabilities
+/// are dropped only after the last window that holds it.
+#[test]
+fn cbpe_estimate_of_sliding_windows_takes_exactly_their_panes() {
+    use driftwatch_detectors::cbpe::{Cbpe, ExpectedQuality};
+    let dir = repo().join("tests/fixtures/cbpe");
+    let yaml = std::fs::read_to_string(dir.join("config.yaml"))
+        .unwrap()
+        .replace("{ type: tumbling, events: 2000 }", "{ type: sliding, events: 2000, slide: 500 }")
+        .replace("path: reference.csv", &format!("path: {}", dir.join("reference.csv").display()));
+    let config = Config::from_yaml(&yaml).unwrap();
+    let (_, evaluations, _, _) = run_with_labels(&config, &dir.join("predictions.jsonl"), None, 2);
+    let estimates: Vec<Value> = lines(&evaluations).into_iter().filter(|e| e["kind"] == "estimated_quality").collect();
+    // The reference, as the engine reads it (labels written as floats).
+    let text = std::fs::read_to_string(dir.join("reference.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = text.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
+    let col = |i: usize| rows.iter().map(|r| r[i] as u8).collect::<Vec<u8>>();
+    let scores: Vec<f64> = rows.iter().map(|r| r[3]).collect();
+    let cbpe = Cbpe::fit(&col(1), &col(2), &scores, 2000).unwrap();
+    let events: Vec<Value> =
+        std::fs::read_to_string(dir.join("predictions.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ends: Vec<u64> = (2000..=18_000).step_by(500).collect();
+    assert_eq!(estimates.len(), ends.len() * 5, "one estimate per window and metric");
+    for end in ends {
+        let mut q = ExpectedQuality::new(1 << 20, 1000).unwrap();
+        for e in &events[end as usize - 2000..end as usize] {
+            q.update(e["prediction"].as_u64().unwrap() as u8, cbpe.calibrate(e["score"].as_f64().unwrap())).unwrap();
+        }
+        let want = q.estimate().unwrap();
+        for (metric, value) in [("accuracy", want.accuracy), ("f1", want.f1), ("roc_auc", want.roc_auc.unwrap())] {
+            let got = estimates.iter().find(|e| e["window"]["end_index"] == end && e["metric"] == metric).unwrap();
+            assert_eq!(got["window"]["count"], 2000);
+            assert!((got["value"].as_f64().unwrap() - value).abs() <= 1e-9, "{metric} at {end}: {got} vs {value}");
+        }
+    }
 }
 
 /// A live configuration with `quality` but no `source.label_topics` is
