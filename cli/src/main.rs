@@ -1,5 +1,6 @@
 //! `driftwatch`: the command-line entry point.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,8 +99,6 @@ enum Command {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        // Standard output closed by the reader (`driftwatch validate … | head`): nothing left to say.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -118,7 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             c.check_secrets()?;
             let references = build_references(&c, &plan)?;
             let quality = build_reference_quality(&c, &plan)?;
-            let mut out = std::io::stdout().lock();
+            let mut out = String::new();
             writeln!(out, "{}: ok ({} model{})", config.display(), c.models.len(), if c.models.len() == 1 { "" } else { "s" })?;
             for (m, q) in c.models.iter().zip(&quality) {
                 if let Some(cbpe) = &q.cbpe {
@@ -133,6 +132,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             writeln!(out, "{}", MemoryBound::new(&c, &plan, &references, c.engine.shard_count()))?;
+            match std::io::stdout().lock().write_all(out.as_bytes()) {
+                // Standard output closed by the reader (`driftwatch validate … | head`): nothing left to say.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                result => result.context("writing to standard output")?,
+            }
             Ok(())
         }
         Command::Profile { config, output } => {
@@ -194,8 +198,8 @@ fn produce(args: &GenerateArgs, brokers: &str, topic: &str) -> anyhow::Result<()
         .map(|(k, v)| (k.to_owned(), v.into()))
         .collect();
     let config = KafkaSinkConfig { name: Some("generate".into()), brokers: brokers.into(), topic: topic.into(), options };
-    let sink = KafkaSink::start(&config, metrics.clone())?;
     let labels = args.label_spec()?;
+    let sink = KafkaSink::start(&config, metrics.clone())?;
     let label_sink = match &args.labels_topic {
         Some(t) => Some((
             t,

@@ -716,14 +716,11 @@ mod tests {
 
     #[test]
     fn interpolation_never_passes_the_next_point() {
-        // np.interp's formula rounds above y1 = 1 just below x1 for these (found by search).
-        let iso = Isotonic { x: vec![0.314_324_9, 0.967_796_1], y: vec![0.071_1, 1.0] };
-        let mut s = 0.967_796_1f64;
-        for _ in 0..1000 {
-            s = f64::from_bits(s.to_bits() - 1);
-            let p = iso.predict(s);
-            assert!((0.0..=1.0).contains(&p), "{s}: {p}");
-        }
+        // np.interp's formula gives 1.0000000000000002 one step below x1 here.
+        let iso = Isotonic { x: vec![0.07, 0.998], y: vec![0.0005, 1.0] };
+        let s = f64::from_bits(0.998f64.to_bits() - 1);
+        assert!((1.0 - 0.0005) / (0.998 - 0.07) * (s - 0.07) + 0.0005 > 1.0, "the case still overshoots unclamped");
+        assert_eq!(iso.predict(s), 1.0);
     }
 
     #[test]

@@ -590,10 +590,12 @@ impl WindowStage<'_> {
                         use std::io::Write as _;
                         let mut out = std::io::stdout().lock();
                         static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-                        if out.write_all(&body).and_then(|()| out.write_all(b"\n")).is_err()
-                            && !CLOSED.swap(true, std::sync::atomic::Ordering::Relaxed)
-                        {
-                            eprintln!("driftwatch: the log sink's standard output is closed: drift events still go to the other sinks");
+                        if let Err(err) = out.write_all(&body).and_then(|()| out.write_all(b"\n")) {
+                            if !CLOSED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                                eprintln!(
+                                    "driftwatch: the log sink cannot write to standard output ({err}): its drift events are not logged"
+                                );
+                            }
                         }
                     }
                 }
