@@ -1118,7 +1118,7 @@ impl ModelConfig {
                         }
                     }
                 }
-                None if fits.is_empty() => {
+                None if fits.is_empty() && self.label_drift_metric() != Some(d.metric) => {
                     return Err(invalid(
                         format!("{dat}.metric"),
                         format!("{} fits no feature of this model (it needs {} features)", d.metric.as_str(), needs(d.metric)),
@@ -1148,6 +1148,18 @@ impl ModelConfig {
     /// (name, type) of every monitored column: features, then the prediction.
     pub fn monitored(&self) -> impl Iterator<Item = (&str, FeatureType)> + '_ {
         self.features.iter().map(|f| (f.name.as_str(), f.kind)).chain(self.prediction.iter().map(|p| (p.field.as_str(), p.kind)))
+    }
+
+    /// The test of the label column (label drift): `chi2` for a binary
+    /// classifier's classes, `ks` for a regression's values; `None` without
+    /// `quality.reference` (the reference's labels).
+    pub fn label_drift_metric(&self) -> Option<Metric> {
+        let q = self.quality.as_ref()?;
+        q.reference.as_ref()?;
+        Some(match q.task {
+            QualityTask::BinaryClassification => Metric::Chi2,
+            QualityTask::Regression => Metric::Ks,
+        })
     }
 
     /// Histogram bins of this model.

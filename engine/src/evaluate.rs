@@ -109,7 +109,7 @@ pub struct Evaluation {
     pub model_version: Option<String>,
     /// Column name.
     pub feature: String,
-    /// `feature` or `prediction`.
+    /// `feature`, `prediction` or `label` (label drift of a model with `quality`).
     pub kind: &'static str,
     /// Metric name.
     pub metric: &'static str,
@@ -133,6 +133,13 @@ pub struct Evaluation {
     pub breach: bool,
     /// Drift state after this evaluation (`ok` or `drifting`).
     pub state: &'static str,
+    /// Label drift: the window's predictions with their label so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labelled: Option<u64>,
+    /// Label drift: whether `label_ttl` has passed the window's end (only
+    /// final evaluations step the drift state).
+    #[serde(rename = "final", skip_serializing_if = "Option::is_none")]
+    pub is_final: Option<bool>,
     /// Window bounds.
     pub window: WindowBounds,
 }
@@ -817,16 +824,7 @@ impl ModelState {
                 let Some(c) = &results[d][ci] else { continue };
                 let p = adjusted[ci];
                 let p_threshold = det.p_value.or(noise_gate(det.metric, c));
-                let breach = c.value.is_some_and(|v| {
-                    let by_stat = det.threshold.map(|t| v >= t);
-                    let by_p = p_threshold.zip(p).map(|(t, p)| p < t);
-                    match (by_stat, by_p) {
-                        (Some(a), Some(b)) => a && b,
-                        (Some(a), None) => a && p_threshold.is_none(),
-                        (None, Some(b)) => b,
-                        (None, None) => false,
-                    }
-                });
+                let breach = test_breach(c.value, p, det.threshold, p_threshold);
                 let state = &mut self.states[ci * plan.detectors.len() + d];
                 let key = (&plan.name, col.name.as_str(), det.metric.as_str());
                 let transition = step(state, breach, c.value.is_some(), at, now_ms, plan);
@@ -865,6 +863,8 @@ impl ModelState {
                     status: if c.value.is_some() { "ok" } else { "insufficient_data" },
                     breach,
                     state: if state.drifting { "drifting" } else { "ok" },
+                    labelled: None,
+                    is_final: None,
                     window: bounds,
                 });
             }
@@ -997,6 +997,22 @@ pub(crate) enum Transition {
     Drift,
     Resolved,
     Suppressed,
+}
+
+/// Whether a statistic `value` with p-value `p` breaches: at or above
+/// `threshold` and below `p_threshold`, whichever are set (both: both must
+/// hold; a p-value threshold without a p-value never breaches).
+pub(crate) fn test_breach(value: Option<f64>, p: Option<f64>, threshold: Option<f64>, p_threshold: Option<f64>) -> bool {
+    value.is_some_and(|v| {
+        let by_stat = threshold.map(|t| v >= t);
+        let by_p = p_threshold.zip(p).map(|(t, p)| p < t);
+        match (by_stat, by_p) {
+            (Some(a), Some(b)) => a && b,
+            (Some(a), None) => a && p_threshold.is_none(),
+            (None, Some(b)) => b,
+            (None, None) => false,
+        }
+    })
 }
 
 fn step(state: &mut DriftState, breach: bool, defined: bool, at: i64, now_ms: Option<i64>, plan: &ModelPlan) -> Transition {

@@ -13,7 +13,7 @@ use std::fmt;
 
 use driftwatch_detectors::sketch::{CategoryCounts, Sketch as _};
 
-use crate::config::{Config, FeatureType, WindowSpec};
+use crate::config::{Config, FeatureType, QualityTask, WindowSpec};
 use crate::evaluate::MAX_SPARE_PANES;
 use crate::model::{ColumnReference, ModelPlan, ModelProfile, Plan};
 use crate::quality::PANE_SCORE_CAPACITY;
@@ -219,7 +219,14 @@ fn model_memory(m: &ModelPlan, reference: Option<&ModelProfile>) -> ModelMemory 
         .quality
         .as_ref()
         .map_or(0, |q| (q.max_pending as u64).saturating_mul(JOIN_SLOT_BYTES + EARLY_LABEL_BYTES + HELD_SCORE_BYTES))
-        .saturating_add(estimate_bytes);
+        .saturating_add(estimate_bytes)
+        // A regression's label drift keeps the value of every joined label of a pane that is not final.
+        .saturating_add(
+            m.quality
+                .as_ref()
+                .filter(|q| q.label_drift.is_some() && q.task == QualityTask::Regression)
+                .map_or(0, |q| 8 * q.max_pending as u64),
+        );
     ModelMemory { name: m.name.clone(), window_stores: pane_stores + 1, window_bytes, reference_bytes, baseline_bytes, quality_bytes }
 }
 

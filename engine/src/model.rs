@@ -16,7 +16,7 @@ use crate::config::{
     QualityReferenceConfig, QualityTask, WindowSpec, DEFAULT_EXACT_MAX, DEFAULT_MAX_CATEGORIES,
 };
 use crate::decode::DecoderSpec;
-use crate::quality::ReferenceQuality;
+use crate::quality::{ReferenceLabels, ReferenceQuality};
 use crate::source::{self, ColumnData, ColumnKind, ColumnRequest, TableSource};
 use crate::{Error, Result};
 
@@ -112,6 +112,8 @@ pub struct QualityPlan {
     pub estimated: Vec<QualityMetric>,
     /// Alert conditions on the estimates (indexed like `estimated`).
     pub estimated_bounds: Vec<Option<QualityBound>>,
+    /// Label drift: the model's detector of the label column's test.
+    pub label_drift: Option<LabelDriftPlan>,
     /// Label TTL in event-time milliseconds.
     pub label_ttl_ms: i64,
     /// Early-label TTL in event-time milliseconds.
@@ -120,6 +122,21 @@ pub struct QualityPlan {
     pub max_pending: usize,
     /// Reference table columns giving the reference quality.
     pub reference: Option<QualityReferenceConfig>,
+}
+
+/// Label drift of a model with `quality.reference`: the labels of a window's
+/// joined predictions against the reference's, with the model's `chi2`
+/// (classes) or `ks` (regression) detector that names no features.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelDriftPlan {
+    /// `chi2` or `ks`.
+    pub metric: Metric,
+    /// Breach when the statistic is ≥ this.
+    pub threshold: Option<f64>,
+    /// Breach when the p-value is < this.
+    pub p_value: Option<f64>,
+    /// KS p-value method.
+    pub ks_method: driftwatch_detectors::ks::KsMethod,
 }
 
 /// The bound of each of `metrics` among the detectors on realised
@@ -213,6 +230,14 @@ impl Plan {
                 bounds: quality_bounds(q, &q.metrics(), false),
                 estimated: q.estimated_metrics(),
                 estimated_bounds: quality_bounds(q, &q.estimated_metrics(), true),
+                label_drift: m.label_drift_metric().and_then(|metric| {
+                    m.detectors.iter().find(|d| d.metric == metric && d.features.is_none()).map(|d| LabelDriftPlan {
+                        metric,
+                        threshold: d.threshold,
+                        p_value: d.p_value,
+                        ks_method: d.p_value_method.unwrap_or(driftwatch_detectors::ks::KsMethod::Auto),
+                    })
+                }),
                 label_ttl_ms: q.label_ttl.0.as_millis().min(i64::MAX as u128) as i64,
                 early_label_ttl_ms: q.early_label_ttl.0.as_millis().min(i64::MAX as u128) as i64,
                 max_pending: q.max_pending,
@@ -622,9 +647,16 @@ fn reference_quality_of(
             .map_err(|e| bad(format!("cbpe cannot be fitted on the reference's {} rows: {e}", labels.len())))?;
         Some(fitted)
     };
+    let label_reference = q.label_drift.map(|_| match task {
+        QualityTask::BinaryClassification => {
+            let ones = labels.iter().filter(|&&l| l == 1.0).count() as u64;
+            ReferenceLabels::Classes([labels.len() as u64 - ones, ones])
+        }
+        QualityTask::Regression => ReferenceLabels::Values(labels.clone()),
+    });
     let pairs: Vec<(f64, f64, f64)> = labels.into_iter().zip(predicted).zip(scores).map(|((l, p), s)| (l, p, s)).collect();
     let values = crate::quality::reference_quality(task, &q.metrics, &pairs)?;
-    Ok(ReferenceQuality { values, cbpe })
+    Ok(ReferenceQuality { values, cbpe, labels: label_reference })
 }
 
 /// A label or predicted value of `task` as decoded: a binary class as

@@ -107,6 +107,17 @@ pub struct ReferenceQuality {
     pub values: Vec<Option<f64>>,
     /// CBPE fitted on the reference's labels and scores.
     pub cbpe: Option<Cbpe>,
+    /// The reference's labels, for label drift.
+    pub labels: Option<ReferenceLabels>,
+}
+
+/// The reference's labels that a window's labels are tested against.
+#[derive(Debug, Clone)]
+pub enum ReferenceLabels {
+    /// Counts of class 0 and class 1 (chi-square).
+    Classes([u64; 2]),
+    /// Every value (two-sample KS).
+    Values(Vec<f64>),
 }
 
 /// The confidence band of an estimate.
@@ -414,6 +425,8 @@ struct QualityPane {
     acc: Accumulator,
     /// The expected confusion of its predictions (with `estimate`).
     expected: Option<ExpectedQuality>,
+    /// The labels joined into it (a regression with label drift).
+    labels: Vec<f64>,
     /// Predictions registered (with an id and valid fields).
     predictions: u64,
     /// Of which joined with a label.
@@ -480,6 +493,9 @@ pub struct QualityState {
     /// The reference's value of each estimated metric.
     estimated_reference: Vec<Option<f64>>,
     estimated_states: Vec<DriftState>,
+    /// The reference's labels (with label drift).
+    label_reference: Option<ReferenceLabels>,
+    label_state: DriftState,
     /// Label delays (label time − prediction time) in ms.
     delays: hdrhistogram::Histogram<u64>,
     counters: JoinCounters,
@@ -494,7 +510,10 @@ impl QualityState {
     /// has no fitted estimator.
     pub fn new(model: &ModelPlan, plan: QualityPlan, reference: ReferenceQuality) -> Result<Self> {
         let delays = hdrhistogram::Histogram::new(3).map_err(|e| Error::Internal(format!("label delay histogram: {e}")))?;
-        let ReferenceQuality { values: reference, cbpe } = reference;
+        let ReferenceQuality { values: reference, cbpe, labels: label_reference } = reference;
+        if plan.label_drift.is_some() && label_reference.is_none() {
+            return Err(Error::Internal(format!("model {:?}: label drift without the reference's labels", model.name)));
+        }
         let reference = if reference.is_empty() { vec![None; plan.metrics.len()] } else { reference };
         if !plan.estimated.is_empty() && cbpe.is_none() {
             return Err(Error::Internal(format!("model {:?}: quality is estimated, and no estimator was fitted", model.name)));
@@ -505,6 +524,8 @@ impl QualityState {
             cbpe: if plan.estimated.is_empty() { None } else { cbpe },
             estimated_reference,
             estimated_states: vec![DriftState::default(); plan.estimated.len()],
+            label_reference: if plan.label_drift.is_some() { label_reference } else { None },
+            label_state: DriftState::default(),
             states: vec![DriftState::default(); plan.metrics.len()],
             store: JoinStore::new(plan.max_pending),
             model: model.name.clone(),
@@ -580,7 +601,7 @@ impl QualityState {
                 Some(_) => Some(ExpectedQuality::new(PANE_SCORE_CAPACITY, DEFAULT_AUC_BINS)?),
                 None => None,
             };
-            self.panes.insert(id, QualityPane { acc, expected, predictions: 0, labelled: 0, pending: 0 });
+            self.panes.insert(id, QualityPane { acc, expected, labels: Vec::new(), predictions: 0, labelled: 0, pending: 0 });
         }
         self.panes.get_mut(&id).ok_or_else(|| Error::Internal("quality pane vanished".into()))
     }
@@ -649,9 +670,13 @@ impl QualityState {
     }
 
     fn join(&mut self, slot: &Slot, label: f64, label_ts: i64, out: &mut Outcome) -> Result<()> {
+        let keep_label = matches!(self.label_reference, Some(ReferenceLabels::Values(_)));
         let pane = self.pane(slot.pane)?;
         pane.acc.add(label, slot.predicted, slot.score)?;
         pane.labelled += 1;
+        if keep_label {
+            pane.labels.push(label);
+        }
         self.dirty.insert(slot.pane);
         self.counters.joined += 1;
         if slot.ts != i64::MIN {
@@ -845,6 +870,7 @@ impl QualityState {
             }
             metric_values(&acc, &self.plan.metrics)?
         };
+        self.label_drift(end, &closed, &acc, labelled, is_final, out)?;
         let coverage = if predictions == 0 { 0.0 } else { labelled as f64 / predictions as f64 };
         for (m, value) in values.into_iter().enumerate() {
             let metric = self.plan.metrics[m];
@@ -870,6 +896,107 @@ impl QualityState {
                 window: closed.bounds,
             });
         }
+        Ok(())
+    }
+
+    /// Label drift of the window ending with pane `end`, when configured:
+    /// its joined labels against the reference's (chi-square of the classes,
+    /// two-sample KS of regression values), as an evaluation of the column
+    /// `label` with `kind: label`. Final evaluations step its drift state.
+    fn label_drift(
+        &mut self,
+        end: i64,
+        closed: &ClosedWindow,
+        acc: &Accumulator,
+        labelled: u64,
+        is_final: bool,
+        out: &mut Outcome,
+    ) -> Result<()> {
+        let (Some(plan), Some(reference)) = (self.plan.label_drift, &self.label_reference) else { return Ok(()) };
+        use driftwatch_detectors::categorical::{categorical_drift_counts, pool_rare, MIN_CATEGORY_COUNT};
+        let insufficient = |e: &driftwatch_detectors::Error| matches!(e, driftwatch_detectors::Error::InsufficientData { .. });
+        let (value, p, method) = match (reference, acc) {
+            (ReferenceLabels::Classes(r), Accumulator::Binary(b)) => {
+                let (tp, fp, tn, fn_) = b.confusion();
+                let (r, c) = pool_rare(r.to_vec(), vec![tn + fp, tp + fn_], MIN_CATEGORY_COUNT);
+                match categorical_drift_counts(&r, &c) {
+                    Ok(d) => (Some(d.chi2.statistic), Some(d.chi2.p_value), "asymptotic"),
+                    Err(e) if insufficient(&e) => (None, None, "asymptotic"),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            (ReferenceLabels::Values(r), Accumulator::Regression(_)) => {
+                let mut window: Vec<f64> = Vec::with_capacity(labelled as usize);
+                for (_, pane) in self.panes.range(self.span(end)) {
+                    window.extend_from_slice(&pane.labels);
+                }
+                match driftwatch_detectors::ks::ks_2samp(r, &window, plan.ks_method) {
+                    Ok(k) => (
+                        Some(k.statistic),
+                        Some(k.p_value),
+                        if k.method == driftwatch_detectors::ks::KsMethod::Exact { "exact" } else { "asymptotic" },
+                    ),
+                    Err(e) if insufficient(&e) => (None, None, "exact"),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => return Err(Error::Internal("label drift of a task its reference labels do not fit".into())),
+        };
+        let breach = crate::evaluate::test_breach(value, p, plan.threshold, plan.p_value);
+        let metric = plan.metric.as_str();
+        if is_final {
+            let at = match self.window {
+                WindowSpec::Count { .. } => closed.bounds.end_index.unwrap_or(0) as i64,
+                WindowSpec::Time { .. } => closed.bounds.end_ms.unwrap_or(0),
+            };
+            let now_ms = closed.bounds.end_ms;
+            let a = &self.alerting;
+            let state = &mut self.label_state;
+            let transition =
+                step_with(state, breach, value.is_some(), at, now_ms, a.consecutive, a.recover_after, a.cooldown.0.as_millis() as i64);
+            let reference_rows = match reference {
+                ReferenceLabels::Classes(c) => c[0] + c[1],
+                ReferenceLabels::Values(v) => v.len() as u64,
+            };
+            let mk = |kind: &'static str, state: &DriftState| DriftEvent {
+                event_id: event_id(&self.model, "label", metric, state.episode_start, &format!("label:{kind}")),
+                kind,
+                signal: Some("label"),
+                model: self.model.clone(),
+                model_version: closed.version.clone(),
+                feature: "label".into(),
+                metric,
+                value,
+                threshold: plan.threshold,
+                p_value: p,
+                p_value_threshold: plan.p_value,
+                window: closed.bounds,
+                reference_rows,
+                episode_start: state.episode_start,
+                detected_at: rfc3339(now_ms),
+            };
+            out.transition(transition, |kind| mk(kind, state));
+        }
+        out.evaluations.push(crate::evaluate::Evaluation {
+            model: self.model.clone(),
+            model_version: closed.version.clone(),
+            feature: "label".into(),
+            kind: "label",
+            metric,
+            value,
+            p_value: p,
+            p_value_raw: p,
+            threshold: plan.threshold,
+            p_value_threshold: plan.p_value,
+            method,
+            error_bound: None,
+            status: if value.is_some() { "ok" } else { "insufficient_data" },
+            breach,
+            state: if self.label_state.drifting { "drifting" } else { "ok" },
+            labelled: Some(labelled),
+            is_final: Some(is_final),
+            window: closed.bounds,
+        });
         Ok(())
     }
 
@@ -1164,6 +1291,55 @@ models:
         assert!(out.quality[3].is_final);
         assert_eq!(out.events.len(), 1, "mae above its max on the final window");
         assert_eq!(out.events[0].metric, "mae");
+    }
+
+    /// Label drift of a regression: the window's joined labels against the
+    /// reference's values by two-sample KS (SciPy's `ks_2samp`, which
+    /// `driftwatch_detectors::ks` matches on the fixtures), stepped on the
+    /// final evaluation only.
+    #[test]
+    fn regression_label_drift_is_ks_of_the_joined_labels() {
+        let yaml = r#"
+models:
+  - name: m
+    reference: { path: ref.csv }
+    window: { type: tumbling, duration: 10s }
+    features: [{ name: f, type: numeric }]
+    detectors: [{ metric: ks, p_value: 0.05 }]
+    alerting: { consecutive: 1, recover_after: 1 }
+    quality:
+      task: regression
+      prediction: prediction
+      reference: { label: y, prediction: p }
+      label_ttl: 10s
+"#;
+        let config = Config::from_yaml(yaml).unwrap();
+        let plan = Plan::new(&config).unwrap();
+        let m = &plan.models[0];
+        let reference: Vec<f64> = (0..50).map(|i| f64::from(i) / 10.0).collect();
+        let refq = ReferenceQuality { labels: Some(ReferenceLabels::Values(reference.clone())), ..ReferenceQuality::default() };
+        let mut q = QualityState::new(m, m.quality.clone().unwrap(), refq).unwrap();
+        let mut out = Outcome::default();
+        // Labels shifted by 3: ids p0..p19, one unlabelled (p19).
+        let labels: Vec<f64> = (0..19).map(|i| 3.0 + f64::from(i) / 10.0).collect();
+        for i in 0..20 {
+            q.predict(&format!("p{i}"), 0, Some(i), 1.0, 1.0, &mut out).unwrap();
+        }
+        for (i, &l) in labels.iter().enumerate() {
+            q.label(&super::tests::label(&format!("p{i}"), l, 100), &mut out).unwrap();
+        }
+        q.pane_completed(0, Some(10_000), bounds(0, 0, 20), &mut out).unwrap();
+        q.advance(20_000, &mut out).unwrap();
+        let lines: Vec<_> = out.evaluations.iter().filter(|e| e.kind == "label").collect();
+        assert_eq!(lines.len(), 2, "at the close and when final");
+        let want = driftwatch_detectors::ks::ks_2samp(&reference, &labels, driftwatch_detectors::ks::KsMethod::Auto).unwrap();
+        let last = lines[1];
+        assert_eq!((last.metric, last.feature.as_str(), last.labelled, last.is_final), ("ks", "label", Some(19), Some(true)));
+        assert_eq!((last.value, last.p_value), (Some(want.statistic), Some(want.p_value)));
+        assert!(last.breach && last.state == "drifting" && lines[0].state == "ok", "{lines:?}");
+        let events: Vec<_> = out.events.iter().filter(|e| e.signal == Some("label")).collect();
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].kind, events[0].feature.as_str(), events[0].metric), ("drift", "label", "ks"));
     }
 
     #[test]

@@ -187,6 +187,21 @@ fn quality_config_errors_name_the_field() {
         "{estimated}, detectors: [{{ metric: f1, estimated: true, min: 0.5 }}, {{ metric: f1, estimated: true, min: 0.4 }}] }}"
     )));
     assert!(e.contains("models[0].quality.detectors[1].metric") && e.contains("estimated f1 has a detector already"), "{e}");
+    // Label drift: a chi2 detector that fits no feature is accepted for the label of a classifier with a reference table.
+    let numeric_only = |quality: &str| {
+        format!(
+            "models:\n  - name: m\n    reference: {{ path: ref.csv }}\n    window: {{ type: tumbling, events: 100 }}\n    features: [{{ name: x, type: numeric }}]\n    detectors: [{{ metric: chi2, p_value: 0.01 }}]\n{quality}"
+        )
+    };
+    let q = "    quality: { task: binary_classification, prediction: p, reference: { label: y, prediction: p } }\n";
+    let c = Config::from_yaml(&numeric_only(q)).unwrap();
+    let plan = Plan::new(&c).unwrap();
+    let drift = plan.models[0].quality.as_ref().unwrap().label_drift.unwrap();
+    assert_eq!((drift.metric.as_str(), drift.p_value), ("chi2", Some(0.01)));
+    let e = config_error(&numeric_only("    quality: { task: binary_classification, prediction: p }\n"));
+    assert!(e.contains("models[0].detectors[0].metric") && e.contains("fits no feature"), "{e}");
+    let e = config_error(&numeric_only("    quality: { task: regression, prediction: p, reference: { label: y, prediction: p } }\n"));
+    assert!(e.contains("fits no feature"), "a regression's label takes ks, not chi2: {e}");
     // Too small a reference to fit on is refused at startup, naming the model.
     let dir = temp_dir("cbpe-small");
     std::fs::write(dir.join("ref.csv"), "x,y,p,s\n1,1,1,0.9\n2,0,0,0.2\n3,1,0,0.4\n").unwrap();
@@ -814,6 +829,19 @@ fn realised_quality_per_window_equals_scikit_learn_on_the_joined_pairs() {
             let coverage = w["labelled"].as_f64().unwrap() / w["predictions"].as_f64().unwrap();
             assert!((last["coverage"].as_f64().unwrap() - coverage).abs() < 1e-12, "{last}");
         }
+        // Label drift: SciPy's chi-square of the joined labels' classes against the reference's.
+        let label = lines(&evaluations)
+            .into_iter()
+            .rfind(|e| e["kind"] == "label" && e["window"]["end_ms"] == w["end_ms"])
+            .unwrap_or_else(|| panic!("no label drift for the window ending {}", w["end_ms"]));
+        assert_eq!(
+            (&label["feature"], &label["metric"], &label["final"]),
+            (&Value::from("label"), &Value::from("chi2"), &Value::from(true))
+        );
+        assert_eq!(label["labelled"], w["labelled"]);
+        assert!(close(&label["value"], &w["label_chi2"]["statistic"]), "{label} vs {}", w["label_chi2"]);
+        assert!((label["p_value"].as_f64().unwrap() - w["label_chi2"]["p_value"].as_f64().unwrap()).abs() < 1e-6);
+        assert_eq!(label["breach"], false, "the labels' classes do not drift here: {label}");
     }
     // The drop at minute 60 raises exactly one accuracy event, at the first
     // window whose final accuracy is under the floor, and it never resolves.
@@ -863,7 +891,8 @@ fn realised_quality_per_window_equals_scikit_learn_on_the_joined_pairs() {
     assert!(dead.iter().all(|d| d["input"] == "labels"));
     // Feature drift is what it is without labels, and the output does not depend on the shard count.
     let (_, without, _, _) = run(&config, &input, 2);
-    let features = |b: &[u8]| lines(b).into_iter().filter(|e| e["kind"] != "quality").collect::<Vec<_>>();
+    let features = |b: &[u8]| lines(b).into_iter().filter(|e| e["kind"] != "quality" && e["kind"] != "label").collect::<Vec<_>>();
+    assert!(!events.iter().any(|e| e["kind"] == "label"), "{events:?}");
     assert_eq!(features(&evaluations), features(&without));
     let (_, again, events_again, _) = run_with_labels(&config, &input, Some(&labels), 1);
     assert_eq!(evaluations, again);
@@ -946,6 +975,22 @@ fn cbpe_estimate_tracks_covariate_shift_and_cannot_see_concept_drift() {
         [k("estimated_quality", "drift", 8000), k("estimated_quality", "resolved", 14_000), k("quality", "drift", 8000)],
         "{events:?}"
     );
+    // Label drift: both the shift (more positives near the boundary) and the flipped labels move the classes.
+    for w in windows {
+        let end = w["end_index"].as_u64().unwrap();
+        let label = all.iter().rfind(|e| e["kind"] == "label" && e["window"]["end_index"] == end).unwrap();
+        assert!(
+            (f(&label["value"]) - f(&w["label_chi2"]["statistic"])).abs() <= 1e-9 * f(&w["label_chi2"]["statistic"]).max(1.0),
+            "{label}"
+        );
+        assert!((f(&label["p_value"]) - f(&w["label_chi2"]["p_value"])).abs() <= 1e-6, "{label}");
+    }
+    let label_events: Vec<(&str, u64)> = events
+        .iter()
+        .filter(|e| e["kind"] == "label")
+        .map(|e| (e["type"].as_str().unwrap(), e["window"]["end_index"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(label_events, [("drift", 8000)], "{events:?}");
     let estimated = &events.iter().find(|e| e["kind"] == "estimated_quality").unwrap();
     assert!((f(&estimated["threshold"]) - (reference - 0.1)).abs() < 1e-9);
     assert_ne!(estimated["event_id"], events.iter().find(|e| e["kind"] == "quality").unwrap()["event_id"]);
