@@ -1056,6 +1056,7 @@ models:
       - {{ name: f0, type: numeric }}
     detectors:
       - {{ metric: psi, threshold: 0.5 }}
+      - {{ metric: chi2, p_value: 0.0001 }}
     alerting: {{ consecutive: 1, recover_after: 2 }}
     quality:
       task: binary_classification
@@ -1204,6 +1205,13 @@ sinks:
         let (lower, value, upper) = (e["lower"].as_f64().unwrap(), e["value"].as_f64().unwrap(), e["upper"].as_f64().unwrap());
         assert!(lower < value && value < upper && value > 0.5, "{e}");
     }
+    // Label drift of the newest final window, on /metrics as the column `label` of kind `label`.
+    let label = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).rfind(|e| e["kind"] == "label").unwrap();
+    assert_eq!((&label["feature"], &label["metric"]), (&Value::from("label"), &Value::from("chi2")), "{label}");
+    assert_eq!(
+        gauge("driftwatch_feature_drift_score", r#"feature="label",kind="label",metric="chi2",model="fraud""#),
+        label["value"].as_f64().unwrap()
+    );
     let newest = estimates.iter().rev().find(|e| e["metric"] == "accuracy").unwrap();
     for (gauge_name, field) in [
         ("driftwatch_model_quality_estimated", "value"),
