@@ -167,7 +167,8 @@ pub struct DriftEvent {
     /// `drift` or `resolved`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// What drifted, for model quality: `quality` (feature and dataset drift leave it out).
+    /// What drifted beyond the features: `quality`, `estimated_quality` or
+    /// `label` (feature and dataset drift leave it out).
     #[serde(rename = "kind", skip_serializing_if = "Option::is_none")]
     pub signal: Option<&'static str>,
     /// Model name.

@@ -239,6 +239,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
         labels_read: 0,
         label_dead_letters: 0,
         quality_shown: HashMap::new(),
+        label_shown: HashMap::new(),
         label_delays: models.iter().map(|m| m.quality().map(|_| metrics.label_delay.with_label_values(&[&m.plan().name]))).collect(),
     };
     let mut pending: BTreeMap<u64, Decoded> = BTreeMap::new();
@@ -425,6 +426,8 @@ struct WindowStage<'a> {
     /// Per model: the window whose realised quality the gauges show (its
     /// end), and the metrics given a value so far.
     quality_shown: HashMap<String, (WindowEnd, Vec<&'static str>)>,
+    /// Per model: the window whose label drift the series show.
+    label_shown: HashMap<String, WindowEnd>,
     /// Per model: its label-delay histogram.
     label_delays: Vec<Option<prometheus::Histogram>>,
 }
@@ -519,8 +522,19 @@ impl WindowStage<'_> {
     fn emit(&mut self, outcome: &mut Outcome, evaluations_out: &mut Option<Box<dyn std::io::Write + Send>>) -> Result<()> {
         let now = now_unix();
         for e in outcome.evaluations.drain(..) {
-            self.metrics.record(&e, now);
             self.summary.evaluations += 1;
+            if e.kind == "label" {
+                // Label drift: older windows are re-evaluated as their labels come; the series show the newest.
+                let end = (e.window.end_index, e.window.end_ms);
+                let shown = self.label_shown.entry(e.model.clone()).or_insert(end);
+                if end >= *shown {
+                    *shown = end;
+                    self.metrics.record(&e, now);
+                }
+                write_line(evaluations_out, &e, "evaluation output")?;
+                continue;
+            }
+            self.metrics.record(&e, now);
             let entry = self.drifting.entry((e.model.clone(), e.feature.clone())).or_default();
             entry.retain(|m| *m != e.metric);
             if e.state == "drifting" {

@@ -220,12 +220,13 @@ fn model_memory(m: &ModelPlan, reference: Option<&ModelProfile>) -> ModelMemory 
         .as_ref()
         .map_or(0, |q| (q.max_pending as u64).saturating_mul(JOIN_SLOT_BYTES + EARLY_LABEL_BYTES + HELD_SCORE_BYTES))
         .saturating_add(estimate_bytes)
-        // A regression's label drift keeps the value of every joined label of a pane that is not final.
+        // A regression's label drift keeps the values of the joined labels of the panes still held (about
+        // `max_pending`, as the realised scores; at most PANE_LABEL_CAPACITY a pane) and the reference's labels.
         .saturating_add(
             m.quality
                 .as_ref()
                 .filter(|q| q.label_drift.is_some() && q.task == QualityTask::Regression)
-                .map_or(0, |q| 8 * q.max_pending as u64),
+                .map_or(0, |q| 8 * (q.max_pending as u64).saturating_add(reference.map_or(0, |r| r.rows))),
         );
     ModelMemory { name: m.name.clone(), window_stores: pane_stores + 1, window_bytes, reference_bytes, baseline_bytes, quality_bytes }
 }

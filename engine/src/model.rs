@@ -652,7 +652,11 @@ fn reference_quality_of(
             let ones = labels.iter().filter(|&&l| l == 1.0).count() as u64;
             ReferenceLabels::Classes([labels.len() as u64 - ones, ones])
         }
-        QualityTask::Regression => ReferenceLabels::Values(labels.clone()),
+        QualityTask::Regression => {
+            let mut values = labels.clone();
+            values.sort_unstable_by(f64::total_cmp);
+            ReferenceLabels::Values(values)
+        }
     });
     let pairs: Vec<(f64, f64, f64)> = labels.into_iter().zip(predicted).zip(scores).map(|((l, p), s)| (l, p, s)).collect();
     let values = crate::quality::reference_quality(task, &q.metrics, &pairs)?;

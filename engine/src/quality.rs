@@ -116,9 +116,14 @@ pub struct ReferenceQuality {
 pub enum ReferenceLabels {
     /// Counts of class 0 and class 1 (chi-square).
     Classes([u64; 2]),
-    /// Every value (two-sample KS).
+    /// Every value, sorted ascending (two-sample KS).
     Values(Vec<f64>),
 }
+
+/// Label values a regression's pane keeps for label drift at most (8 MiB);
+/// a window holding a pane past it reports label drift as
+/// `insufficient_data` with `method: "capacity_exceeded"`.
+pub const PANE_LABEL_CAPACITY: usize = 1 << 20;
 
 /// The confidence band of an estimate.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -425,8 +430,11 @@ struct QualityPane {
     acc: Accumulator,
     /// The expected confusion of its predictions (with `estimate`).
     expected: Option<ExpectedQuality>,
-    /// The labels joined into it (a regression with label drift).
+    /// The labels joined into it (a regression with label drift), at most
+    /// [`PANE_LABEL_CAPACITY`].
     labels: Vec<f64>,
+    /// Whether more labels joined than `labels` could keep.
+    labels_overflow: bool,
     /// Predictions registered (with an id and valid fields).
     predictions: u64,
     /// Of which joined with a label.
@@ -582,7 +590,15 @@ impl QualityState {
     /// Bytes of the join store and the panes' accumulators.
     pub fn size_bytes(&self) -> usize {
         self.store.size_bytes()
-            + self.panes.values().map(|p| p.acc.size_bytes() + p.expected.as_ref().map_or(0, ExpectedQuality::size_bytes)).sum::<usize>()
+            + self
+                .panes
+                .values()
+                .map(|p| p.acc.size_bytes() + p.expected.as_ref().map_or(0, ExpectedQuality::size_bytes) + p.labels.capacity() * 8)
+                .sum::<usize>()
+            + match &self.label_reference {
+                Some(ReferenceLabels::Values(v)) => v.capacity() * 8,
+                _ => 0,
+            }
     }
 
     /// Whether the estimator calibrates scores (`None`: no estimate).
@@ -601,7 +617,10 @@ impl QualityState {
                 Some(_) => Some(ExpectedQuality::new(PANE_SCORE_CAPACITY, DEFAULT_AUC_BINS)?),
                 None => None,
             };
-            self.panes.insert(id, QualityPane { acc, expected, labels: Vec::new(), predictions: 0, labelled: 0, pending: 0 });
+            self.panes.insert(
+                id,
+                QualityPane { acc, expected, labels: Vec::new(), labels_overflow: false, predictions: 0, labelled: 0, pending: 0 },
+            );
         }
         self.panes.get_mut(&id).ok_or_else(|| Error::Internal("quality pane vanished".into()))
     }
@@ -675,7 +694,11 @@ impl QualityState {
         pane.acc.add(label, slot.predicted, slot.score)?;
         pane.labelled += 1;
         if keep_label {
-            pane.labels.push(label);
+            if pane.labels.len() < PANE_LABEL_CAPACITY {
+                pane.labels.push(label);
+            } else {
+                pane.labels_overflow = true;
+            }
         }
         self.dirty.insert(slot.pane);
         self.counters.joined += 1;
@@ -921,23 +944,31 @@ impl QualityState {
                 let (r, c) = pool_rare(r.to_vec(), vec![tn + fp, tp + fn_], MIN_CATEGORY_COUNT);
                 match categorical_drift_counts(&r, &c) {
                     Ok(d) => (Some(d.chi2.statistic), Some(d.chi2.p_value), "asymptotic"),
-                    Err(e) if insufficient(&e) => (None, None, "asymptotic"),
+                    Err(e) if insufficient(&e) => (None, None, "none"),
                     Err(e) => return Err(e.into()),
                 }
             }
             (ReferenceLabels::Values(r), Accumulator::Regression(_)) => {
                 let mut window: Vec<f64> = Vec::with_capacity(labelled as usize);
+                let mut overflow = false;
                 for (_, pane) in self.panes.range(self.span(end)) {
                     window.extend_from_slice(&pane.labels);
+                    overflow |= pane.labels_overflow;
                 }
-                match driftwatch_detectors::ks::ks_2samp(r, &window, plan.ks_method) {
-                    Ok(k) => (
-                        Some(k.statistic),
-                        Some(k.p_value),
-                        if k.method == driftwatch_detectors::ks::KsMethod::Exact { "exact" } else { "asymptotic" },
-                    ),
-                    Err(e) if insufficient(&e) => (None, None, "exact"),
-                    Err(e) => return Err(e.into()),
+                window.retain(|x| x.is_finite());
+                window.sort_unstable_by(f64::total_cmp);
+                if overflow {
+                    (None, None, "capacity_exceeded")
+                } else {
+                    match driftwatch_detectors::ks::ks_2samp_sorted(r, &window, plan.ks_method) {
+                        Ok(k) => (
+                            Some(k.statistic),
+                            Some(k.p_value),
+                            if k.method == driftwatch_detectors::ks::KsMethod::Exact { "exact" } else { "asymptotic" },
+                        ),
+                        Err(e) if insufficient(&e) => (None, None, "none"),
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
             _ => return Err(Error::Internal("label drift of a task its reference labels do not fit".into())),
@@ -1318,6 +1349,7 @@ models:
         let m = &plan.models[0];
         let reference: Vec<f64> = (0..50).map(|i| f64::from(i) / 10.0).collect();
         let refq = ReferenceQuality { labels: Some(ReferenceLabels::Values(reference.clone())), ..ReferenceQuality::default() };
+        assert!(reference.windows(2).all(|w| w[0] <= w[1]), "the reference's values are sorted");
         let mut q = QualityState::new(m, m.quality.clone().unwrap(), refq).unwrap();
         let mut out = Outcome::default();
         // Labels shifted by 3: ids p0..p19, one unlabelled (p19).

@@ -1205,9 +1205,17 @@ sinks:
         let (lower, value, upper) = (e["lower"].as_f64().unwrap(), e["value"].as_f64().unwrap(), e["upper"].as_f64().unwrap());
         assert!(lower < value && value < upper && value > 0.5, "{e}");
     }
-    // Label drift of the newest final window, on /metrics as the column `label` of kind `label`.
-    let label = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).rfind(|e| e["kind"] == "label").unwrap();
-    assert_eq!((&label["feature"], &label["metric"]), (&Value::from("label"), &Value::from("chi2")), "{label}");
+    // Label drift of the newest window (its final evaluation), on /metrics as the column `label` of kind `label`.
+    let label_lines: Vec<Value> =
+        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|e| e["kind"] == "label").collect();
+    let newest_end = label_lines.iter().map(|e| e["window"]["end_ms"].as_i64().unwrap()).max().unwrap();
+    assert_eq!(newest_end, t0 + 5 * window_ms);
+    let label = label_lines.iter().rfind(|e| e["window"]["end_ms"] == newest_end).unwrap();
+    assert_eq!(
+        (&label["feature"], &label["metric"], &label["final"]),
+        (&Value::from("label"), &Value::from("chi2"), &Value::from(true)),
+        "{label}"
+    );
     assert_eq!(
         gauge("driftwatch_feature_drift_score", r#"feature="label",kind="label",metric="chi2",model="fraud""#),
         label["value"].as_f64().unwrap()
