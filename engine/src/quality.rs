@@ -1374,6 +1374,41 @@ models:
         assert_eq!((events[0].kind, events[0].feature.as_str(), events[0].metric), ("drift", "label", "ks"));
     }
 
+    /// A regression pane past its label capacity does not give a KS of part
+    /// of its labels: the window's label drift is insufficient_data, and says why.
+    #[test]
+    fn regression_label_drift_past_the_pane_capacity_says_so() {
+        let yaml = r#"
+models:
+  - name: m
+    reference: { path: ref.csv }
+    window: { type: tumbling, duration: 10s }
+    features: [{ name: f, type: numeric }]
+    detectors: [{ metric: ks, p_value: 0.05 }]
+    quality:
+      task: regression
+      prediction: prediction
+      reference: { label: y, prediction: p }
+      label_ttl: 10s
+      max_pending: 2000000
+"#;
+        let config = Config::from_yaml(yaml).unwrap();
+        let plan = Plan::new(&config).unwrap();
+        let m = &plan.models[0];
+        let refq = ReferenceQuality { labels: Some(ReferenceLabels::Values(vec![0.0, 1.0, 2.0])), ..ReferenceQuality::default() };
+        let mut q = QualityState::new(m, m.quality.clone().unwrap(), refq).unwrap();
+        let mut out = Outcome::default();
+        let n = PANE_LABEL_CAPACITY + 1;
+        for i in 0..n {
+            let id = i.to_string();
+            q.predict(&id, 0, Some(0), 1.0, 1.0, &mut out).unwrap();
+            q.label(&super::tests::label(&id, 1.0, 1), &mut out).unwrap();
+        }
+        q.pane_completed(0, Some(10_000), bounds(0, 0, n as u64), &mut out).unwrap();
+        let line = out.evaluations.iter().find(|e| e.kind == "label").unwrap();
+        assert_eq!((line.value, line.status, line.method, line.labelled), (None, "insufficient_data", "capacity_exceeded", Some(n as u64)));
+    }
+
     #[test]
     fn the_oldest_pending_prediction_is_evicted_first() {
         let mut q = state(1, 2);
