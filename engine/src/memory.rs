@@ -44,10 +44,10 @@ pub struct ModelMemory {
     pub quality_bytes: u64,
 }
 
-/// Bytes per pending prediction in the join store: its 48-byte slot, the
+/// Bytes per pending prediction in the join store: its 40-byte slot, the
 /// hash index at its largest load (8-byte entries at 7/8 of a power of two)
 /// and an id of [`NAME_BYTES`].
-const JOIN_SLOT_BYTES: u64 = 48 + 17 + NAME_BYTES as u64;
+const JOIN_SLOT_BYTES: u64 = 40 + 17 + NAME_BYTES as u64;
 
 /// Bytes per held early label: a map entry (id, label, time) with its
 /// control byte at 7/8 load, the arrival-order entry, and two copies of

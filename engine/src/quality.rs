@@ -182,18 +182,37 @@ struct Slot {
     id: Box<str>,
     pane: i64,
     ts: i64,
-    /// The predicted class or value; NaN once joined (it is not needed any
-    /// more, and this keeps the slot at 48 bytes).
-    predicted: f64,
-    score: f64,
+    /// A classifier's score with the predicted class in its sign bit
+    /// (negative, `-0.0` included, for class 1), a regression's predicted
+    /// value; NaN once joined (it is not needed any more). One field keeps
+    /// the slot at 40 bytes.
+    value: f64,
 }
 
 // The join store's bound (and `validate`'s memory figure) counts on it.
-const _: () = assert!(std::mem::size_of::<Option<Slot>>() == 48);
+const _: () = assert!(std::mem::size_of::<Option<Slot>>() == 40);
 
 impl Slot {
+    fn new(task: QualityTask, id: &str, pane: i64, ts: i64, predicted: f64, score: f64) -> Self {
+        let value = match task {
+            // Scores lie in [0, 1] (the decoder refuses others), so the sign bit is free.
+            QualityTask::BinaryClassification if predicted == 1.0 => -score.abs(),
+            QualityTask::BinaryClassification => score.abs(),
+            QualityTask::Regression => predicted,
+        };
+        Slot { id: id.into(), pane, ts, value }
+    }
+
+    /// The predicted class or value and the score (a regression's score is its value).
+    fn prediction(&self, task: QualityTask) -> (f64, f64) {
+        match task {
+            QualityTask::BinaryClassification => (f64::from(u8::from(self.value.is_sign_negative())), self.value.abs()),
+            QualityTask::Regression => (self.value, self.value),
+        }
+    }
+
     fn joined(&self) -> bool {
-        self.predicted.is_nan()
+        self.value.is_nan()
     }
 }
 
@@ -301,7 +320,7 @@ impl JoinStore {
     fn mark_joined(&mut self, seq: u64) {
         if let Some(slot) = self.get_mut(seq) {
             if !slot.joined() {
-                slot.predicted = f64::NAN;
+                slot.value = f64::NAN;
                 self.pending -= 1;
             }
         }
@@ -677,10 +696,10 @@ impl QualityState {
                 }
             }
         }
-        let mut slot = Slot { id: id.into(), pane, ts, predicted, score };
+        let mut slot = Slot::new(self.plan.task, id, pane, ts, predicted, score);
         if let Some((label, label_ts)) = early {
             self.join(&slot, label, label_ts, out)?;
-            slot.predicted = f64::NAN;
+            slot.value = f64::NAN;
         } else if let Some(p) = self.panes.get_mut(&pane) {
             p.pending += 1;
         }
@@ -690,8 +709,9 @@ impl QualityState {
 
     fn join(&mut self, slot: &Slot, label: f64, label_ts: i64, out: &mut Outcome) -> Result<()> {
         let keep_label = matches!(self.label_reference, Some(ReferenceLabels::Values(_)));
+        let (predicted, score) = slot.prediction(self.plan.task);
         let pane = self.pane(slot.pane)?;
-        pane.acc.add(label, slot.predicted, slot.score)?;
+        pane.acc.add(label, predicted, score)?;
         pane.labelled += 1;
         if keep_label {
             if pane.labels.len() < PANE_LABEL_CAPACITY {
