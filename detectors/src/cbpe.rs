@@ -48,7 +48,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::quality::{BinaryClassification, CompensatedSum};
+use crate::quality::{bin_of, BinaryClassification, CompensatedSum};
 
 /// Half-width of the confidence band in sampling errors (NannyML's
 /// `SAMPLING_ERROR_RANGE`).
@@ -510,10 +510,6 @@ enum ProbabilityStore {
         counts: Vec<u64>,
         sums: Vec<f64>,
     },
-}
-
-fn bin_of(p: f64, bins: usize) -> usize {
-    ((p * bins as f64) as usize).min(bins - 1)
 }
 
 /// Mergeable accumulator of a window's expected confusion matrix and

@@ -255,7 +255,7 @@ impl ScoreStore {
 
 /// Bin of a score in `[0, 1]` among `bins` equal-width bins (the last bin
 /// closed on the right).
-fn bin_of(score: f64, bins: usize) -> usize {
+pub(crate) fn bin_of(score: f64, bins: usize) -> usize {
     // `as usize` saturates; scores are validated to lie in [0, 1].
     let b = (score * bins as f64) as usize;
     b.min(bins.saturating_sub(1))
