@@ -10,9 +10,9 @@ use criterion::{black_box, BatchSize, Criterion, Throughput};
 use driftwatch_engine::batch::ModelRows;
 use driftwatch_engine::config::{Config, FeatureType};
 use driftwatch_engine::decode::{DecodedEvent, Decoder, SlotValue};
-use driftwatch_engine::evaluate::{ModelState, Outcome};
 use driftwatch_engine::model::{build_references, Plan};
 use driftwatch_engine::quality::{LabelRecord, NoLabels, QualityState};
+use driftwatch_engine::window::{ModelState, Outcome};
 use driftwatch_generator::{GenerateArgs, Generator};
 
 const PANE: usize = 1000;

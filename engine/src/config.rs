@@ -652,7 +652,7 @@ pub struct WindowConfig {
 }
 
 /// A checked window: size and slide in the same unit, size a multiple of slide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "unit", rename_all = "snake_case")]
 pub enum WindowSpec {
     /// Count-based: panes of `slide` events, windows of `panes` panes.

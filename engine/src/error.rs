@@ -51,6 +51,9 @@ pub enum Error {
     /// `driftwatch run` without a source, or a bad runtime option.
     #[error("{0}")]
     Usage(String),
+    /// Saved state cannot be written, or a snapshot does not fit this build or configuration.
+    #[error("state: {0}")]
+    State(String),
     /// A worker thread stopped unexpectedly (a bug).
     #[error("internal: {0}")]
     Internal(String),

@@ -13,7 +13,6 @@ pub mod batch;
 pub mod config;
 pub mod decode;
 pub mod error;
-pub mod evaluate;
 pub mod labels;
 pub mod live;
 pub mod memory;
@@ -22,6 +21,7 @@ pub mod model;
 pub mod pipeline;
 pub mod quality;
 pub mod source;
+pub mod window;
 
 pub use error::{Error, Result};
 

@@ -38,11 +38,11 @@ use serde::Serialize;
 use crate::batch::RowsPool;
 use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::decode::Decoder;
-use crate::evaluate::{ModelState, Outcome};
 use crate::metrics::EngineMetrics;
 use crate::model::Plan;
 use crate::pipeline::{create_output, write_line, Batch, BatchPool, Decoded, Shards};
 use crate::quality::{JoinCounters, LabelFeed, LabelRecord};
+use crate::window::{ModelState, Outcome};
 use crate::{Error, Result};
 
 /// Options of `driftwatch run` beyond the configuration file.

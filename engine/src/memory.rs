@@ -14,9 +14,9 @@ use std::fmt;
 use driftwatch_detectors::sketch::{CategoryCounts, Sketch as _};
 
 use crate::config::{Config, FeatureType, QualityTask, WindowSpec};
-use crate::evaluate::MAX_SPARE_PANES;
 use crate::model::{ColumnReference, ModelPlan, ModelProfile, Plan};
 use crate::quality::PANE_SCORE_CAPACITY;
+use crate::window::MAX_SPARE_PANES;
 
 /// The category name length the figures assume.
 pub const NAME_BYTES: usize = 32;

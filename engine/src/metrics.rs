@@ -7,7 +7,7 @@
 
 use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-use crate::evaluate::Evaluation;
+use crate::window::Evaluation;
 
 /// Every series the engine exports.
 #[derive(Debug, Clone)]

@@ -460,6 +460,17 @@ pub struct ModelProfile {
 }
 
 impl ModelProfile {
+    /// Makes a deserialized profile usable: the exact stores' sorted flag is
+    /// not serialized, and a reference is never sorted lazily (it is shared
+    /// read-only); sorting sorted data is linear.
+    pub(crate) fn sort_after_load(&mut self) {
+        for c in &mut self.columns {
+            if let ColumnReference::Numeric { reference } = &mut c.reference {
+                reference.window.exact.sort();
+            }
+        }
+    }
+
     /// The reference of a column.
     pub fn column(&self, name: &str) -> Option<&ColumnReference> {
         self.columns.iter().find(|c| c.name == name).map(|c| &c.reference)
@@ -511,14 +522,7 @@ impl Profile {
             });
         }
         let mut p: Profile = serde_json::from_str(&text).map_err(invalid)?;
-        for m in &mut p.models {
-            for c in &mut m.columns {
-                if let ColumnReference::Numeric { reference } = &mut c.reference {
-                    // The sorted flag is not serialized; sorting sorted data is linear.
-                    reference.window.exact.sort();
-                }
-            }
-        }
+        p.models.iter_mut().for_each(ModelProfile::sort_after_load);
         Ok(p)
     }
 }

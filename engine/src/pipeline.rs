@@ -18,11 +18,11 @@ use serde::Serialize;
 use crate::batch::{integer_category, ModelRows, Recycler, RowsPool};
 use crate::config::{Config, FeatureType, QualityTask};
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
-use crate::evaluate::{ModelCounters, ModelState, Outcome};
 use crate::labels::{LabelDecoder, ReplayLabels};
 use crate::model::{build_reference_quality, build_references, task_value, Plan, QualityPlan};
 use crate::quality::{LabelFeed, LabelRecord, NoLabels, QualityCounters, QualityState};
 use crate::source::{self, FileFormat};
+use crate::window::{ModelCounters, ModelState, Outcome};
 use crate::{Error, Result};
 
 /// A batch of raw events (one per line or message) with its position in the input.

@@ -28,8 +28,8 @@ use serde::Serialize;
 
 use crate::config::AlertingConfig;
 use crate::config::{QualityMetric, QualityTask, WindowSpec};
-use crate::evaluate::{event_id, rfc3339, step_with, DriftEvent, DriftState, Outcome, WindowBounds};
 use crate::model::{ModelPlan, QualityBound, QualityPlan};
+use crate::window::{event_id, rfc3339, step_with, DriftEvent, DriftState, Outcome, WindowBounds};
 use crate::{Error, Result};
 
 /// Scores held per pane for an exact ROC AUC before the accumulator falls
@@ -993,7 +993,7 @@ impl QualityState {
             }
             _ => return Err(Error::Internal("label drift of a task its reference labels do not fit".into())),
         };
-        let breach = crate::evaluate::test_breach(value, p, plan.threshold, plan.p_value);
+        let breach = crate::window::test_breach(value, p, plan.threshold, plan.p_value);
         let metric = plan.metric.as_str();
         if is_final {
             let at = match self.window {
@@ -1028,7 +1028,7 @@ impl QualityState {
             };
             out.transition(transition, |kind| mk(kind, state));
         }
-        out.evaluations.push(crate::evaluate::Evaluation {
+        out.evaluations.push(crate::window::Evaluation {
             model: self.model.clone(),
             model_version: closed.version.clone(),
             feature: "label".into(),

@@ -392,7 +392,8 @@ impl ColumnRequest {
 }
 
 /// The values of one column, nulls as `None`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ColumnData {
     /// Numeric values; NaN in the file stays NaN.
     Numeric(Vec<Option<f64>>),
