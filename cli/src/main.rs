@@ -24,8 +24,40 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "driftwatch", version, about)]
 struct Cli {
+    /// Log lines as `text` or `json` (one object per line) on standard
+    /// error; which are written is set by `RUST_LOG` (default `info`;
+    /// `warn`, or per target: `driftwatch_engine=debug,info`). Progress lines
+    /// and summaries are not log lines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Log lines through `tracing` on standard error, filtered by `RUST_LOG`
+/// (`level`, or `target=level` pairs and a default level).
+fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec
+            .parse::<Targets>()
+            .with_context(|| format!("RUST_LOG={spec:?}: expected a level (warn) or target=level pairs (driftwatch_engine=debug,info)"))?,
+        _ => Targets::new().with_default(LevelFilter::INFO),
+    };
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry();
+    match format {
+        LogFormat::Text => registry.with(layer.with_filter(filter)).try_init(),
+        LogFormat::Json => registry.with(layer.json().with_filter(filter)).try_init(),
+    }
+    .context("starting the log")
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,7 +129,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_format) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -162,7 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let outputs =
                 Outputs { evaluations: open(&output_evaluations)?, events: open(&output_events)?, dead_letter: open(&dead_letter)? };
             if labels.is_none() && c.models.iter().any(|m| m.quality.is_some()) {
-                eprintln!("driftwatch: no --labels given: quality windows are evaluated without labels (coverage 0)");
+                tracing::warn!("no --labels given: quality windows are evaluated without labels (coverage 0)");
             }
             let r = replay(&c, &input, labels.as_deref(), outputs, shards)?;
             let summary = serde_json::to_string_pretty(&r)?;

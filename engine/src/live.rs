@@ -111,7 +111,7 @@ impl Progress {
 impl RevokeHook for Progress {
     fn drain(&self) {
         if !self.wait_applied(Duration::from_secs(60)) {
-            eprintln!("driftwatch: revoke: batches still in flight after 60 s; their offsets stay uncommitted");
+            tracing::warn!("revoke: batches still in flight after 60 s; their offsets stay uncommitted");
         }
     }
 }
@@ -194,7 +194,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     let ready_handle = handle.clone();
     let (bound, server) =
         runtime.block_on(driftwatch_connectors::http::serve(listen, registry.clone(), Arc::new(move || ready_handle.ready())))?;
-    eprintln!("driftwatch: serving /metrics, /healthz, /readyz on http://{bound}");
+    tracing::info!("serving /metrics, /healthz, /readyz on http://{bound}");
     let stop = Arc::clone(&options.stop);
     {
         let stop = Arc::clone(&stop);
@@ -397,7 +397,7 @@ fn source_loop(
     }
     drop(shards);
     if !progress.wait_applied(Duration::from_secs(60)) {
-        eprintln!("driftwatch: shutdown: batches still in flight after 60 s; committing what was applied");
+        tracing::warn!("shutdown: batches still in flight after 60 s; committing what was applied");
     }
     source.close();
 }
@@ -606,9 +606,7 @@ impl WindowStage<'_> {
                         static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
                         if let Err(err) = out.write_all(&body).and_then(|()| out.write_all(b"\n")) {
                             if !CLOSED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                                eprintln!(
-                                    "driftwatch: the log sink cannot write to standard output ({err}): its drift events are not logged"
-                                );
+                                tracing::error!("the log sink cannot write to standard output ({err}): its drift events are not logged");
                             }
                         }
                     }

@@ -4,7 +4,8 @@ Usage: check_values_schema.py HELM CHART_DIR REPO_DIR
 
 Through `helm template` (so Helm's own schema validation runs): replicas 2, misspelt keys at
 several depths, wrong types and plain-text secrets are refused with a message that names the
-problem; replicas 0 and 1 are accepted; with argo.enabled the webhook EventSource has its
+problem; replicas 0 and 1 are accepted; log.format and log.level reach the container as
+`--log-format` and RUST_LOG; with argo.enabled the webhook EventSource has its
 `alertmanager` event by default and not with argo.webhook.alertmanager.enabled=false. Without
 Helm: every engine config in configs/ (the files the engine's tests validate) passes the
 schema's `config` part, so the schema does not refuse what the engine accepts; values.yaml keeps
@@ -42,6 +43,7 @@ REFUSED = [
      "secrets.kafkaSasl", "credentials for the Kafka EventSource"),
     (["argo.webhook.alertmanager.enabled=yes"], "/argo/webhook/alertmanager/enabled", "a boolean"),
     (["argo.webhook.alertmanager.enable=true"], "enable", "additional property"),
+    (["log.format=yaml"], "/log/format", "an enum"),
 ]
 ACCEPTED = [["replicas=0"], ["replicas=1"], ["argo.enabled=true"] + ARGO_IMAGES]
 
@@ -80,6 +82,18 @@ def main(helm, chart, repo):
         has = [("alertmanager" in h) for h in hooks]
         if has != [want]:
             problems.append(f"--set {' '.join(sets)}: webhook EventSources {hooks}; expected one {'with' if want else 'without'} `alertmanager`")
+    # log.format and log.level reach the engine as --log-format and RUST_LOG.
+    for sets, want_format, want_level in (([], "text", "info"), (["log.format=json", "log.level=driftwatch_connectors=debug\\,info"], "json", "driftwatch_connectors=debug,info")):
+        r = template(helm, chart, sets)
+        if r.returncode != 0:
+            problems.append(f"--set {' '.join(sets)} was refused: {r.stderr.strip()[:400]}")
+            continue
+        deployment = next(d for d in yaml.safe_load_all(r.stdout) if d and d.get("kind") == "Deployment")
+        container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "driftwatch")
+        args, env = container["args"], {e["name"]: e.get("value") for e in container.get("env") or []}
+        fmt = args[args.index("--log-format") + 1] if "--log-format" in args else None
+        if fmt != want_format or env.get("RUST_LOG") != want_level:
+            problems.append(f"--set {' '.join(sets)}: args {args}, RUST_LOG {env.get('RUST_LOG')!r}; expected {want_format!r} and {want_level!r}")
     with open(os.path.join(chart, "values.schema.json"), encoding="utf-8") as f:
         schema = json.load(f)
     replicas = schema["properties"]["replicas"]

@@ -1145,3 +1145,48 @@ fn an_oversized_label_line_is_dead_lettered_and_the_rest_kept() {
     assert_eq!(dead.len(), 5);
     std::fs::remove_dir_all(out).ok();
 }
+
+/// Log lines go through `tracing`: text by default, one JSON object per
+/// line with `--log-format json`, filtered by `RUST_LOG`; a bad `RUST_LOG`
+/// is refused with the reason. The replay's own output is not a log line
+/// and is the same whatever the log settings.
+#[test]
+fn log_lines_follow_rust_log_and_the_log_format() {
+    let fixture = repo().join("tests/fixtures/quality");
+    let dir = std::env::temp_dir().join(format!("dw-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // No --labels for a model with quality: the engine warns.
+    let replay = |extra: &[&str], rust_log: Option<&str>| {
+        let mut c = std::process::Command::new(crate::live::binary());
+        c.args(extra).args(["replay", "--config"]).arg(fixture.join("config.yaml")).arg("--input");
+        c.arg(fixture.join("predictions.jsonl")).arg("--output-events").arg(dir.join("events.jsonl"));
+        match rust_log {
+            Some(v) => c.env("RUST_LOG", v),
+            None => c.env_remove("RUST_LOG"),
+        };
+        let out = c.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let warning = "no --labels given";
+    let (ok, text) = replay(&[], None);
+    assert!(ok, "{text}");
+    let line = text.lines().find(|l| l.contains(warning)).unwrap_or_else(|| panic!("no warning in:\n{text}"));
+    assert!(line.contains("WARN"), "{line}");
+    let (ok, json) = replay(&["--log-format", "json"], Some("warn"));
+    assert!(ok, "{json}");
+    let line = json.lines().find(|l| l.contains(warning)).unwrap_or_else(|| panic!("no warning in:\n{json}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["level"], "WARN", "{line}");
+    assert!(v["fields"]["message"].as_str().unwrap().starts_with(warning), "{line}");
+    assert!(v["timestamp"].is_string(), "{line}");
+    // Filtered out by level, and per target.
+    let (ok, quiet) = replay(&[], Some("error"));
+    assert!(ok && !quiet.contains(warning), "{quiet}");
+    let (ok, quiet) = replay(&[], Some("driftwatch=error,warn"));
+    assert!(ok && !quiet.contains(warning), "{quiet}");
+    // The summary is printed whatever the filter.
+    assert!(quiet.contains("events"), "{quiet}");
+    let (ok, refused) = replay(&[], Some("driftwatch=loud"));
+    assert!(!ok && refused.contains("RUST_LOG"), "{refused}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -147,5 +147,5 @@ impl KafkaSink {
 }
 
 fn log_flush_timeout(name: &str, left: i32) {
-    eprintln!("driftwatch: kafka sink {name}: {left} records still in flight at shutdown");
+    tracing::warn!("kafka sink {name}: {left} records still in flight at shutdown");
 }

@@ -272,7 +272,7 @@ pub(crate) fn log_rate_limited(line: &str) {
     let mut last = lock(LAST.get_or_init(|| Mutex::new(None)));
     if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
         *last = Some(Instant::now());
-        eprintln!("driftwatch: {line}");
+        tracing::warn!("{line}");
     }
 }
 
