@@ -68,7 +68,8 @@ def main(repo):
     with open(os.path.join(repo, "helm/driftwatch/templates/deployment.yaml"), encoding="utf-8") as f:
         deployment = f.read()
     cmd = next((l for l in lines if l.upper().startswith("CMD ")), "")
-    if 'args: ["run", "--config", "/etc/driftwatch/config.yaml"]' not in deployment or cmd != 'CMD ["run", "--config", "/etc/driftwatch/config.yaml"]':
+    # The chart puts the global --log-format before the subcommand.
+    if '"run", "--config", "/etc/driftwatch/config.yaml"]' not in deployment or cmd != 'CMD ["run", "--config", "/etc/driftwatch/config.yaml"]':
         problems.append("the image's CMD and the chart's container args differ from run --config /etc/driftwatch/config.yaml")
     if problems:
         fail("\n".join(problems))
