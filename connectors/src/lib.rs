@@ -6,29 +6,32 @@
 //!                      │ raw payloads + (partition slot, offset)
 //!                      ▼
 //!                  the engine (decode, windows, evaluation)
-//!                      │ drift events as JSON bytes, keyed
-//!        ┌─────────────┼──────────────────┐
-//!        ▼             ▼                  ▼
-//!  webhook::WebhookSink  kafka::KafkaSink   http::serve (/metrics, /healthz, /readyz)
+//!                      │ drift events as sink::EventRecord (id, type, key, JSON bytes)
+//!        ┌─────────────┼──────────────────┬──────────────────┐
+//!        ▼             ▼                  ▼                  ▼
+//!  webhook::WebhookSink  kafka::KafkaSink   stdout::LogSink    http::serve (/metrics, /healthz, /readyz)
 //! ```
+//!
+//! Sinks are `Box<dyn sink::Sink>`s built from `sink::SinkConfig`, so a new
+//! sink is a module and a variant.
 //!
 //! Every component takes a [`prometheus::Registry`] and registers its own
 //! series (names follow `driftwatch_<subsystem>_<name>_<unit>`).
 #![warn(missing_docs)]
 
+pub mod duration;
 pub mod error;
 pub mod http;
 pub mod kafka;
 pub mod secret;
+pub mod sink;
+pub mod stdout;
 pub mod webhook;
 
+pub use duration::HumanDuration;
 pub use error::{Error, Result};
 pub use secret::SecretValue;
-
-/// Parses a human duration (`"250ms"`, `"5s"`, `"4h"`) with humantime.
-pub fn parse_duration(field: &'static str, text: &str) -> Result<std::time::Duration> {
-    humantime::parse_duration(text).map_err(|e| Error::Config { field, message: format!("{text:?} is not a duration like \"5s\": {e}") })
-}
+pub use sink::{EventRecord, Sink, SinkConfig, SinkContext};
 
 /// Exponential backoff with full jitter: a random delay in
 /// `[0, min(max, base · 2^attempt)]` (AWS's "full jitter").
@@ -43,16 +46,6 @@ pub fn backoff(attempt: u32, base: std::time::Duration, max: std::time::Duration
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("t", "250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("t", "5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("t", "2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("t", "4h").unwrap(), Duration::from_secs(4 * 3600));
-        assert!(parse_duration("t", "5 parsecs").is_err());
-        assert!(parse_duration("t", "").is_err());
-    }
 
     #[test]
     fn backoff_stays_within_its_cap() {

@@ -17,10 +17,13 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use crate::{backoff, parse_duration, Error, Result, SecretValue};
+use crate::{backoff, Error, HumanDuration, Result, SecretValue};
 
-fn default_timeout() -> String {
-    "5s".into()
+fn default_timeout() -> HumanDuration {
+    HumanDuration::from_secs(5)
+}
+fn timeout<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<HumanDuration, D::Error> {
+    crate::duration::named(d, "timeout")
 }
 fn default_retries() -> u32 {
     5
@@ -45,8 +48,8 @@ pub struct WebhookConfig {
     /// Endpoint, `http://` or `https://`.
     pub url: String,
     /// Per-request timeout (`"5s"`).
-    #[serde(default = "default_timeout")]
-    pub timeout: String,
+    #[serde(default = "default_timeout", deserialize_with = "timeout")]
+    pub timeout: HumanDuration,
     /// Retries after the first attempt before the event counts as failed.
     #[serde(default = "default_retries")]
     pub max_retries: u32,
@@ -71,7 +74,6 @@ impl WebhookConfig {
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(Error::Config { field: "url", message: format!("scheme must be http or https, got {:?}", url.scheme()) });
         }
-        parse_duration("timeout", &self.timeout)?;
         if self.queue_events == 0 {
             return Err(Error::Config { field: "queue_events", message: "must be at least 1".into() });
         }
@@ -133,6 +135,7 @@ pub struct WebhookSink {
     metrics: SinkMetrics,
     depth: IntGauge,
     task: tokio::task::JoinHandle<()>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl WebhookSink {
@@ -140,7 +143,7 @@ impl WebhookSink {
     pub fn start(config: &WebhookConfig, runtime: &tokio::runtime::Handle, metrics: SinkMetrics, registry: &Registry) -> Result<Self> {
         config.validate()?;
         let name = config.sink_name();
-        let timeout = parse_duration("timeout", &config.timeout)?;
+        let timeout = config.timeout.get();
         let client = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).build()?;
         let depth = IntGauge::with_opts(
             Opts::new("driftwatch_sink_queue_events", "Drift events waiting in a sink's queue").const_label("sink", name.clone()),
@@ -159,7 +162,7 @@ impl WebhookSink {
             depth: depth.clone(),
         };
         let task = runtime.spawn(worker.run(rx));
-        Ok(Self { name, tx, metrics, depth, task })
+        Ok(Self { name, tx, metrics, depth, task, runtime: runtime.clone() })
     }
 
     /// Queues an event; never blocks. A full queue drops it (counted).
@@ -177,6 +180,34 @@ impl WebhookSink {
         if tokio::time::timeout(grace, &mut task).await.is_err() {
             task.abort();
         }
+    }
+}
+
+impl crate::sink::Sink for WebhookSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn acknowledges(&self) -> bool {
+        true
+    }
+
+    fn send(&self, event: &crate::sink::EventRecord<'_>) {
+        WebhookSink::send(
+            self,
+            Delivery {
+                id: event.id.to_owned(),
+                kind: format!("io.driftwatch.{}", event.kind),
+                body: event.body.to_vec(),
+                time: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+            },
+        );
+    }
+
+    /// Blocks on the I/O runtime (call it from outside the runtime).
+    fn close(self: Box<Self>, grace: Duration) {
+        let runtime = self.runtime.clone();
+        runtime.block_on(WebhookSink::close(*self, grace));
     }
 }
 

@@ -421,22 +421,8 @@ pub enum SourceConfig {
     Kafka(driftwatch_connectors::kafka::KafkaSourceConfig),
 }
 
-/// A drift-event sink.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum SinkConfig {
-    /// POST to an HTTP endpoint (an Argo Events webhook EventSource).
-    Webhook(driftwatch_connectors::webhook::WebhookConfig),
-    /// Produce to a Kafka topic (key `model/feature`).
-    Kafka(driftwatch_connectors::kafka::KafkaSinkConfig),
-    /// One JSON line per event on standard output.
-    Log(LogSink),
-}
-
-/// The log sink (no settings).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogSink {}
+/// A drift-event sink: the connectors' seam (one variant per sink, each builds its sink).
+pub use driftwatch_connectors::sink::SinkConfig;
 
 /// The Prometheus endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -611,24 +597,8 @@ impl<'de> Deserialize<'de> for Extent {
     }
 }
 
-/// A human duration (`"15m"`, `"4h"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct HumanDuration(pub Duration);
-
-impl Serialize for HumanDuration {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(self.0).to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(|e| de::Error::custom(format!("bad duration {s:?} ({e}); expected e.g. \"30s\", \"15m\", \"4h\"")))
-    }
-}
+/// The configuration's one duration type (`"15m"`, `"4h"`), shared with the connectors.
+pub use driftwatch_connectors::HumanDuration;
 
 /// The window compared with the reference.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -955,12 +925,7 @@ impl Config {
             k.check_secrets().map_err(|e| invalid("source", e.to_string()))?;
         }
         for (i, sink) in self.sinks.iter().enumerate() {
-            let result = match sink {
-                SinkConfig::Webhook(w) => w.check_secrets(),
-                SinkConfig::Kafka(k) => k.check_secrets(),
-                SinkConfig::Log(_) => Ok(()),
-            };
-            result.map_err(|e| invalid(format!("sinks[{i}]"), e.to_string()))?;
+            sink.check_secrets().map_err(|e| invalid(format!("sinks[{i}]"), e.to_string()))?;
         }
         Ok(())
     }
@@ -1030,12 +995,7 @@ impl Config {
             }
         }
         for (i, sink) in self.sinks.iter().enumerate() {
-            let at = format!("sinks[{i}]");
-            match sink {
-                SinkConfig::Webhook(w) => w.validate().map_err(|e| invalid(at, e.to_string()))?,
-                SinkConfig::Kafka(k) => k.validate().map_err(|e| invalid(at, e.to_string()))?,
-                SinkConfig::Log(_) => {}
-            }
+            sink.validate().map_err(|e| invalid(format!("sinks[{i}]"), e.to_string()))?;
         }
         self.metrics
             .listen

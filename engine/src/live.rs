@@ -31,12 +31,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use driftwatch_connectors::kafka::{KafkaSink, KafkaSinkConfig, KafkaSource, PollOutcome, RevokeHook, SourceHandle};
-use driftwatch_connectors::webhook::{Delivery, SinkMetrics, WebhookSink};
+use driftwatch_connectors::webhook::SinkMetrics;
+use driftwatch_connectors::{EventRecord, Sink, SinkContext};
 use prometheus::Registry;
 use serde::Serialize;
 
 use crate::batch::RowsPool;
-use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::config::{Config, SourceConfig};
 use crate::decode::Decoder;
 use crate::metrics::EngineMetrics;
 use crate::model::Plan;
@@ -116,12 +117,6 @@ impl RevokeHook for Progress {
     }
 }
 
-enum Sink {
-    Webhook(WebhookSink),
-    Kafka(KafkaSink),
-    Log,
-}
-
 fn now_unix() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
@@ -160,14 +155,8 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
         .build()
         .map_err(|e| Error::Io { path: "tokio runtime".into(), source: e })?;
 
-    let mut sinks = Vec::with_capacity(config.sinks.len());
-    for s in &config.sinks {
-        sinks.push(match s {
-            SinkConfig::Webhook(w) => Sink::Webhook(WebhookSink::start(w, runtime.handle(), sink_metrics.clone(), &registry)?),
-            SinkConfig::Kafka(k) => Sink::Kafka(KafkaSink::start(k, sink_metrics.clone())?),
-            SinkConfig::Log(_) => Sink::Log,
-        });
-    }
+    let context = SinkContext { runtime: runtime.handle(), metrics: &sink_metrics, registry: &registry };
+    let sinks = config.sinks.iter().map(|s| s.build(&context)).collect::<Result<Vec<_>, _>>()?;
     let dead_letter_sink = match &kafka.dead_letter_topic {
         Some(topic) => {
             // Only the connection settings carry over from the consumer.
@@ -212,7 +201,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     let events_read = Arc::new(AtomicU64::new(0));
     let source_thread = {
         let (progress, stop, events_read, pool) = (Arc::clone(&progress), Arc::clone(&stop), Arc::clone(&events_read), pool.clone());
-        let batch_wait = kafka.batch_wait()?;
+        let batch_wait = kafka.batch_wait.get();
         std::thread::Builder::new()
             .name("driftwatch-source".into())
             .spawn(move || {
@@ -306,15 +295,9 @@ pub fn run(config: &Config, options: RunOptions) -> Result<RunSummary> {
     }
     drop(stage);
     // Let the sinks deliver what is queued, then stop serving.
-    runtime.block_on(async {
-        for s in sinks {
-            match s {
-                Sink::Webhook(w) => w.close(Duration::from_secs(5)).await,
-                Sink::Kafka(k) => k.flush(Duration::from_secs(5)),
-                Sink::Log => {}
-            }
-        }
-    });
+    for s in sinks {
+        s.close(Duration::from_secs(5));
+    }
     if let Some(dl) = dead_letter_sink {
         dl.flush(Duration::from_secs(5));
     }
@@ -411,7 +394,7 @@ struct Seen {
 
 struct WindowStage<'a> {
     metrics: &'a EngineMetrics,
-    sinks: &'a [Sink],
+    sinks: &'a [Box<dyn Sink>],
     dead_letter_sink: Option<&'a KafkaSink>,
     handle: &'a SourceHandle,
     rows_pool: &'a RowsPool,
@@ -590,27 +573,9 @@ impl WindowStage<'_> {
             self.metrics.drift_events.with_label_values(&[&e.model, e.kind]).inc();
             let body = serde_json::to_vec(&e).map_err(|e| Error::Internal(format!("serializing a drift event: {e}")))?;
             let key = format!("{}/{}", e.model, e.feature);
+            let record = EventRecord { id: &e.event_id, kind: e.kind, key: &key, body: &body };
             for sink in self.sinks {
-                match sink {
-                    Sink::Webhook(w) => w.send(Delivery {
-                        id: e.event_id.clone(),
-                        kind: format!("io.driftwatch.{}", e.kind),
-                        body: body.clone(),
-                        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    }),
-                    Sink::Kafka(k) => k.send(&key, &body, &[("event_id", e.event_id.as_bytes()), ("type", e.kind.as_bytes())]),
-                    Sink::Log => {
-                        // A closed standard output (`driftwatch run | head`) loses the log lines, not the engine.
-                        use std::io::Write as _;
-                        let mut out = std::io::stdout().lock();
-                        static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-                        if let Err(err) = out.write_all(&body).and_then(|()| out.write_all(b"\n")) {
-                            if !CLOSED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                                tracing::error!("the log sink cannot write to standard output ({err}): its drift events are not logged");
-                            }
-                        }
-                    }
-                }
+                sink.send(&record);
             }
         }
         Ok(())

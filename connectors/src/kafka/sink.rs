@@ -149,3 +149,21 @@ impl KafkaSink {
 fn log_flush_timeout(name: &str, left: i32) {
     tracing::warn!("kafka sink {name}: {left} records still in flight at shutdown");
 }
+
+impl crate::sink::Sink for KafkaSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn acknowledges(&self) -> bool {
+        true
+    }
+
+    fn send(&self, event: &crate::sink::EventRecord<'_>) {
+        KafkaSink::send(self, event.key, event.body, &[("event_id", event.id.as_bytes()), ("type", event.kind.as_bytes())]);
+    }
+
+    fn close(self: Box<Self>, grace: Duration) {
+        self.flush(grace);
+    }
+}

@@ -23,14 +23,20 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message as _};
 use serde::{Deserialize, Serialize};
 
-use crate::{parse_duration, SecretValue};
 use crate::{Error, Result};
+use crate::{HumanDuration, SecretValue};
 
-fn default_commit_interval() -> String {
-    "1s".into()
+fn default_commit_interval() -> HumanDuration {
+    HumanDuration::from_secs(1)
 }
-fn default_batch_wait() -> String {
-    "100ms".into()
+fn default_batch_wait() -> HumanDuration {
+    HumanDuration::from_millis(100)
+}
+fn commit_interval<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<HumanDuration, D::Error> {
+    crate::duration::named(d, "commit_interval")
+}
+fn batch_wait<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<HumanDuration, D::Error> {
+    crate::duration::named(d, "batch_wait")
 }
 
 /// Kafka source settings.
@@ -53,11 +59,11 @@ pub struct KafkaSourceConfig {
     #[serde(default)]
     pub options: BTreeMap<String, SecretValue>,
     /// How often applied offsets are committed (`"1s"`).
-    #[serde(default = "default_commit_interval")]
-    pub commit_interval: String,
+    #[serde(default = "default_commit_interval", deserialize_with = "commit_interval")]
+    pub commit_interval: HumanDuration,
     /// Longest wait for a batch to fill before it is handed to a shard (`"100ms"`).
-    #[serde(default = "default_batch_wait")]
-    pub batch_wait: String,
+    #[serde(default = "default_batch_wait", deserialize_with = "batch_wait")]
+    pub batch_wait: HumanDuration,
     /// Topic that receives unusable messages (original bytes; source topic,
     /// partition, offset and reason in headers).
     #[serde(default)]
@@ -65,11 +71,6 @@ pub struct KafkaSourceConfig {
 }
 
 impl KafkaSourceConfig {
-    /// `batch_wait` as a duration.
-    pub fn batch_wait(&self) -> Result<Duration> {
-        parse_duration("batch_wait", &self.batch_wait)
-    }
-
     /// Checks the values without connecting.
     pub fn validate(&self) -> Result<()> {
         if self.topics.is_empty() {
@@ -90,8 +91,6 @@ impl KafkaSourceConfig {
         if self.group_id.is_empty() {
             return Err(Error::Config { field: "group_id", message: "must not be empty".into() });
         }
-        parse_duration("commit_interval", &self.commit_interval)?;
-        self.batch_wait()?;
         super::check_owned(&self.options, super::OWNED_CONSUMER)
     }
 
@@ -478,7 +477,7 @@ impl KafkaSource {
             shared,
             slots: HashMap::new(),
             label_topics: config.label_topics.clone(),
-            commit_interval: parse_duration("commit_interval", &config.commit_interval)?,
+            commit_interval: config.commit_interval.get(),
             last_commit: Instant::now(),
         })
     }
