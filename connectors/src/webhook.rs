@@ -199,7 +199,7 @@ impl crate::sink::Sink for WebhookSink {
                 id: event.id.to_owned(),
                 kind: format!("io.driftwatch.{}", event.kind),
                 body: event.body.to_vec(),
-                time: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             },
         );
     }

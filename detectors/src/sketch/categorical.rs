@@ -35,12 +35,12 @@ pub struct CategoryCounts {
     seeded: usize,
 }
 
-/// Serialized form: names with their counts in name order.
+/// Serialized form: names with their counts in slot order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CategoryCountsState {
     max_categories: usize,
-    /// Seeded names first (in name order), then the rest (in name order).
+    /// In slot order: seeded names first, then the rest in arrival order.
     categories: Vec<(String, u64)>,
     other: u64,
     /// How many of `categories` are seeded.
@@ -325,13 +325,10 @@ impl Sketch for CategoryCounts {
 
 impl From<CategoryCounts> for CategoryCountsState {
     fn from(c: CategoryCounts) -> Self {
-        let pairs = |range: std::ops::Range<usize>| {
-            let mut v: Vec<(String, u64)> = c.names[range.clone()].iter().zip(&c.counts[range]).map(|(n, &k)| (n.to_string(), k)).collect();
-            v.sort_unstable();
-            v
-        };
-        let mut categories = pairs(0..c.seeded);
-        categories.extend(pairs(c.seeded..c.names.len()));
+        // Slot order: a restored sketch gives names the same slots, so merges
+        // (which add a cap's worth of names in slot order) and sums over the
+        // slots go exactly as they would have.
+        let categories = c.names.iter().zip(&c.counts).map(|(n, &k)| (n.to_string(), k)).collect();
         Self { max_categories: c.max_categories, categories, other: c.other, seeded: c.seeded }
     }
 }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::panes::PaneData;
 use crate::batch::{ModelRows, RowColumn};
+use crate::model::ColumnReference;
 use crate::{Error, Result};
+use driftwatch_detectors::feature::NumericSketchConfig;
 
 /// One column's window sketch.
 // Boxing the numeric variant would add a pointer chase per update on the hot path.
@@ -63,10 +65,18 @@ impl ColumnState {
         Ok(())
     }
 
-    /// Whether the raw-value store dropped values at its capacity (then it
-    /// cannot be unmerged exactly and the window is rebuilt from its panes).
+    /// Whether a merge may have dropped data, so that unmerging a pane
+    /// would not give the merge of the others: the raw-value store reached
+    /// its capacity, or the category counts their cap (a name a merge could
+    /// not admit went to `__other__`, and a later merge may have admitted
+    /// the same name: its count is then split between its slot and
+    /// `__other__`, which no unmerge can take apart). The window is then
+    /// rebuilt from its panes.
     fn exact_incomplete(&self) -> bool {
-        matches!(self, ColumnState::Numeric(w) if w.exact.overflow() > 0)
+        match self {
+            ColumnState::Numeric(w) => w.exact.overflow() > 0,
+            ColumnState::Categorical { counts, .. } => counts.distinct() >= counts.max_categories(),
+        }
     }
 
     pub(crate) fn size_bytes(&self) -> usize {
@@ -76,8 +86,34 @@ impl ColumnState {
         }
     }
 
-    pub(crate) fn is_numeric(&self) -> bool {
-        matches!(self, ColumnState::Numeric(_))
+    /// Checks a restored column against the reference it is compared with
+    /// and the plan's window sketches: its own invariants (each sketch's
+    /// `validate`), the same bin edges, the same exact-store capacity, the
+    /// quantile sketch kept or not.
+    pub(crate) fn check(&self, reference: &ColumnReference, sketch: &NumericSketchConfig) -> std::result::Result<(), String> {
+        match (self, reference) {
+            (ColumnState::Numeric(w), ColumnReference::Numeric { reference }) => {
+                let invalid = |e: driftwatch_detectors::Error| e.to_string();
+                w.histogram.validate().map_err(invalid)?;
+                w.exact.validate().map_err(invalid)?;
+                w.moments.validate().map_err(invalid)?;
+                if let Some(s) = &w.sketch {
+                    s.validate().map_err(invalid)?;
+                }
+                if w.histogram.edges() != reference.edges() {
+                    return Err("its bin edges are not the reference's (was the reference rebuilt?)".into());
+                }
+                if w.exact.capacity() != sketch.exact_capacity {
+                    return Err(format!("exact store of {} values, configured {}", w.exact.capacity(), sketch.exact_capacity));
+                }
+                if w.sketch.is_some() != sketch.quantile_sketch {
+                    return Err("the quantile sketch is kept in one and not in the other".into());
+                }
+                Ok(())
+            }
+            (ColumnState::Categorical { counts, .. }, ColumnReference::Categorical { .. }) => counts.validate().map_err(|e| e.to_string()),
+            _ => Err("a numeric column where the model has a categorical one, or the reverse".into()),
+        }
     }
 }
 

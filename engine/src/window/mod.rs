@@ -6,12 +6,12 @@
 //! pipeline restores order), so every decision — pane membership, lateness,
 //! debounce — is deterministic whatever the shard count. The parts:
 //!
-//! - [`panes`]: window assignment (count and event time, watermark,
+//! - `panes`: window assignment (count and event time, watermark,
 //!   lateness) and the ring of panes whose merge is the window;
-//! - [`columns`]: what a pane holds, one sketch per column;
-//! - [`evaluation`]: metric dispatch over a window and p-value correction;
-//! - [`alerting`]: the breach rule, the drift state machine, dataset drift;
-//! - [`events`]: evaluation lines and drift events with their stable ids.
+//! - `columns`: what a pane holds, one sketch per column;
+//! - `evaluation`: metric dispatch over a window and p-value correction;
+//! - `alerting`: the breach rule, the drift state machine, dataset drift;
+//! - `events`: evaluation lines and drift events with their stable ids.
 //!
 //! [`ModelState`] ties them together (and to the model's quality stage); its
 //! state serializes to a versioned [`ModelSnapshot`].
@@ -39,7 +39,7 @@ pub(crate) use panes::MAX_SPARE_PANES;
 use panes::{Entered, Panes, Place};
 
 use crate::batch::{ModelRows, RowColumn};
-use crate::config::WindowSpec;
+use crate::config::{FeatureType, WindowSpec};
 use crate::model::{Column, ColumnProfile, ColumnReference, ModelPlan, ModelProfile};
 use crate::quality::{LabelFeed, QualityState};
 use crate::source::ColumnData;
@@ -66,6 +66,25 @@ pub struct ModelCounters {
 struct Baseline {
     columns: Vec<ColumnData>,
     rows: u64,
+}
+
+/// What a snapshot's states are laid out by: the columns (name, numeric or
+/// not) and the detectors (metric, which columns it applies to), in plan
+/// order. A restore under a plan with another layout is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layout {
+    columns: Vec<(String, bool)>,
+    detectors: Vec<(String, Vec<bool>)>,
+}
+
+impl Layout {
+    fn of(plan: &ModelPlan) -> Self {
+        Self {
+            columns: plan.columns.iter().map(|c| (c.name.clone(), c.kind == FeatureType::Numeric)).collect(),
+            detectors: plan.detectors.iter().map(|d| (d.metric.as_str().to_owned(), d.applies.clone())).collect(),
+        }
+    }
 }
 
 /// Drift states: one per (column, detector), column-major, and the dataset's.
@@ -103,6 +122,7 @@ pub struct ModelSnapshot {
     pub version: u32,
     /// The model's name.
     pub model: String,
+    layout: Layout,
     /// A `baseline_events` model's reference, once built.
     baseline_reference: Option<ModelProfile>,
     baseline: Baseline,
@@ -351,6 +371,7 @@ impl ModelState {
         Ok(ModelSnapshot {
             version: SNAPSHOT_VERSION,
             model: self.plan.name.clone(),
+            layout: Layout::of(&self.plan),
             baseline_reference: self.plan.baseline_events.and(self.reference.clone()),
             baseline: self.baseline.clone(),
             panes: self.panes.clone(),
@@ -371,6 +392,9 @@ impl ModelState {
         if snapshot.model != plan.name {
             return Err(refuse(format!("it is of model {:?}", snapshot.model)));
         }
+        if snapshot.layout != Layout::of(&plan) {
+            return Err(refuse("its columns or detectors are not the model's (names, kinds, order, metrics)".into()));
+        }
         if snapshot.panes.spec() != plan.window {
             return Err(refuse(format!("its window {:?} is not the configured {:?}", snapshot.panes.spec(), plan.window)));
         }
@@ -390,21 +414,36 @@ impl ModelState {
             (Some(_), Some(_), _) => return Err(Error::Internal("a baseline model was given a reference".into())),
         };
         if let Some(r) = &reference {
-            let kinds: Vec<bool> = r.columns.iter().map(|c| matches!(c.reference, ColumnReference::Numeric { .. })).collect();
             let names_match = r.columns.len() == plan.columns.len() && r.columns.iter().zip(&plan.columns).all(|(a, b)| a.name == b.name);
             if !names_match {
                 return Err(refuse("the reference's columns are not the model's".into()));
             }
             for data in snapshot.panes.all_data() {
-                if data.len() != kinds.len() || data.iter().zip(&kinds).any(|(c, &numeric)| c.is_numeric() != numeric) {
-                    return Err(refuse("a pane's columns do not match the model's columns".into()));
+                if data.len() != r.columns.len() {
+                    return Err(refuse(format!("a pane of {} columns for {}", data.len(), r.columns.len())));
+                }
+                for ((state, c), p) in data.iter().zip(&r.columns).zip(&plan.columns) {
+                    state.check(&c.reference, &plan.window_sketch).map_err(|why| refuse(format!("column {:?}: {why}", p.name)))?;
                 }
             }
         } else if snapshot.panes.all_data().next().is_some() {
             return Err(refuse("it holds windows but no reference".into()));
         }
-        if snapshot.baseline.rows > 0 && snapshot.baseline.columns.len() != plan.columns.len() {
-            return Err(refuse("its baseline's columns do not match the model's columns".into()));
+        if snapshot.baseline.rows > 0 {
+            let kinds_match = snapshot.baseline.columns.len() == plan.columns.len()
+                && snapshot.baseline.columns.iter().zip(&plan.columns).all(|(d, c)| {
+                    matches!(
+                        (d, c.kind),
+                        (ColumnData::Numeric(_), FeatureType::Numeric) | (ColumnData::Categorical(_), FeatureType::Categorical)
+                    )
+                });
+            let rows_match = snapshot.baseline.columns.iter().all(|d| match d {
+                ColumnData::Numeric(v) => v.len() as u64 == snapshot.baseline.rows,
+                ColumnData::Categorical(v) => v.len() as u64 == snapshot.baseline.rows,
+            });
+            if !kinds_match || !rows_match {
+                return Err(refuse("its baseline's columns do not match the model's columns".into()));
+            }
         }
         Ok(Self {
             plan,
@@ -569,13 +608,22 @@ mod tests {
     use crate::model::{build_references, Plan};
     use crate::quality::NoLabels;
 
-    /// A model with two numeric and one categorical feature, every kind of
-    /// detector, dataset drift, a baseline of the first 600 events.
+    /// A model with two numeric and two categorical features (one of a few
+    /// names, one of hundreds under a cap of 5, so merged panes overflow
+    /// their cap), every kind of detector, dataset drift, a baseline of the
+    /// first 600 events.
     fn config(window: &str) -> Config {
-        let yaml = format!(
-            "models:\n  - name: m\n    reference: {{ baseline_events: 600 }}\n    window: {window}\n    features:\n      - {{ name: a, type: numeric }}\n      - {{ name: b, type: numeric }}\n      - {{ name: c, type: categorical }}\n    detectors:\n      - {{ metric: psi, threshold: 0.1 }}\n      - {{ metric: ks, p_value: 0.01 }}\n      - {{ metric: jensen_shannon, threshold: 0.05 }}\n      - {{ metric: chi2, p_value: 0.01 }}\n    alerting: {{ consecutive: 2, recover_after: 2, dataset_drift_share: 0.5 }}\n"
-        );
-        Config::from_yaml(&yaml).unwrap()
+        config_with(window, "a", "b")
+    }
+
+    fn config_with(window: &str, first: &str, second: &str) -> Config {
+        Config::from_yaml(&config_yaml(window, first, second)).unwrap()
+    }
+
+    fn config_yaml(window: &str, first: &str, second: &str) -> String {
+        format!(
+            "models:\n  - name: m\n    reference: {{ baseline_events: 600 }}\n    window: {window}\n    features:\n      - {{ name: {first}, type: numeric }}\n      - {{ name: {second}, type: numeric }}\n      - {{ name: c, type: categorical }}\n      - {{ name: d, type: categorical, max_categories: 5 }}\n    detectors:\n      - {{ metric: psi, threshold: 0.1 }}\n      - {{ metric: ks, p_value: 0.01 }}\n      - {{ metric: jensen_shannon, threshold: 0.05 }}\n      - {{ metric: chi2, p_value: 0.01 }}\n    alerting: {{ consecutive: 2, recover_after: 2, dataset_drift_share: 0.5 }}\n"
+        )
     }
 
     /// Batches of rows: a drift of `a`, `b` and `c` from event 2 000 to
@@ -601,6 +649,9 @@ mod tests {
                     rows.push_number(1, Some((next() * 10.0).floor()));
                     let c = ["x", "y", "z", "w"][(next() * if drift { 4.0 } else { 3.0 }) as usize];
                     rows.push_category(2, Some(c));
+                    // Hundreds of names, more of them during the drift.
+                    let d = format!("n{}", (next() * next() * if drift { 600.0 } else { 300.0 }) as u32);
+                    rows.push_category(3, Some(&d));
                 }
                 rows
             })
@@ -680,6 +731,21 @@ mod tests {
         assert!(refused(s, &plan.models[0]).contains("of model \"other\""));
         let other = Plan::new(&self::config("{ type: sliding, events: 800, slide: 100 }")).unwrap();
         assert!(refused(snapshot.clone(), &other.models[0]).contains("window"));
+        // Features reordered (same kinds), or another detector: their states would be mixed up.
+        let swapped = Plan::new(&config_with("{ type: sliding, events: 400, slide: 100 }", "b", "a")).unwrap();
+        assert!(refused(snapshot.clone(), &swapped.models[0]).contains("columns or detectors"));
+        let hellinger =
+            config_yaml("{ type: sliding, events: 400, slide: 100 }", "a", "b").replace("metric: jensen_shannon", "metric: hellinger");
+        let other = Plan::new(&Config::from_yaml(&hellinger).unwrap()).unwrap();
+        assert!(refused(snapshot.clone(), &other.models[0]).contains("columns or detectors"));
+        // A corrupt sketch (a window's exact store of another capacity, holding more than it) is refused, never run.
+        let mut json = serde_json::to_value(&snapshot).unwrap();
+        let exact = &mut json["panes"]["running"][0]["numeric"]["exact"];
+        assert_eq!(exact["capacity"], plan.models[0].window_sketch.exact_capacity);
+        exact["capacity"] = 3.into();
+        let bad: ModelSnapshot = serde_json::from_value(json).unwrap();
+        let why = refused(bad, &plan.models[0]);
+        assert!(why.contains("column \"a\""), "{why}");
         // The same plan restores.
         assert!(ModelState::restore(plan.models[0].clone(), None, snapshot).is_ok());
     }

@@ -357,7 +357,8 @@ impl<C: PaneData> Panes<C> {
                 let last = self.ring.back().map_or(0, |p| p.id) as u64;
                 let end = (last + 1) * slide;
                 WindowBounds {
-                    start_index: Some(end - slide * panes),
+                    // Saturating: a window not yet full (not evaluated) has fewer panes.
+                    start_index: Some(end.saturating_sub(slide * panes)),
                     end_index: Some(end),
                     start_ms: self.ring.iter().filter_map(|p| p.min_ts).min(),
                     end_ms: self.ring.iter().filter_map(|p| p.max_ts).max(),
