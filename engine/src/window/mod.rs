@@ -616,6 +616,28 @@ mod tests {
         config_with(window, "a", "b")
     }
 
+    /// The same model with a reference file instead of the baseline: 600
+    /// rows like the stream's undrifted ones.
+    fn config_with_file(window: &str) -> Config {
+        let dir = std::env::temp_dir().join(format!("dw-window-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("reference.csv");
+        let mut csv = String::from("a,b,c,d\n");
+        for i in 0..600u64 {
+            let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+            csv.push_str(&format!(
+                "{},{},{},n{}\n",
+                (h % 1000) as f64 / 1000.0,
+                h % 10,
+                ["x", "y", "z"][(h % 3) as usize],
+                (h % 97) * (h % 3)
+            ));
+        }
+        std::fs::write(&path, csv).unwrap();
+        let yaml = config_yaml(window, "a", "b").replace("{ baseline_events: 600 }", &format!("{{ path: {} }}", path.display()));
+        Config::from_yaml(&yaml).unwrap()
+    }
+
     fn config_with(window: &str, first: &str, second: &str) -> Config {
         Config::from_yaml(&config_yaml(window, first, second)).unwrap()
     }
@@ -676,35 +698,37 @@ mod tests {
             "{ type: tumbling, events: 250 }",
             "{ type: sliding, duration: 400s, slide: 100s, allowed_lateness: 2s }",
         ] {
-            let config = config(window);
-            let plan = Plan::new(&config).unwrap();
-            let all = batches(&plan.models[0], 5_000, 170);
-            let mut whole = fresh(&config);
-            let mut expected = Outcome::default();
-            for rows in &all {
-                whole.apply_rows(rows, &mut expected, &mut NoLabels).unwrap();
-            }
-            whole.finish(&mut expected).unwrap();
-            assert!(expected.events.iter().any(|e| e.kind == "drift"), "{window}: the scenario drifts");
-            assert!(expected.events.iter().any(|e| e.kind == "resolved"), "{window}: and recovers");
-            // Cut inside the baseline, just after it, in the drift, in the recovery.
-            for cut in [2, 4, 13, 19, 25] {
-                let mut first = fresh(&config);
-                let mut out = Outcome::default();
-                for rows in &all[..cut] {
-                    first.apply_rows(rows, &mut out, &mut NoLabels).unwrap();
-                }
-                let json = serde_json::to_string(&first.snapshot().unwrap()).unwrap();
-                drop(first);
-                let snapshot: ModelSnapshot = serde_json::from_str(&json).unwrap();
+            for config in [config(window), config_with_file(window)] {
                 let plan = Plan::new(&config).unwrap();
-                let mut second = ModelState::restore(plan.models[0].clone(), None, snapshot).unwrap();
-                for rows in &all[cut..] {
-                    second.apply_rows(rows, &mut out, &mut NoLabels).unwrap();
+                let all = batches(&plan.models[0], 5_000, 170);
+                let mut whole = fresh(&config);
+                let mut expected = Outcome::default();
+                for rows in &all {
+                    whole.apply_rows(rows, &mut expected, &mut NoLabels).unwrap();
                 }
-                second.finish(&mut out).unwrap();
-                assert_eq!(lines(&out), lines(&expected), "{window}, cut after batch {cut}");
-                assert_eq!(second.counters, whole.counters, "{window}, cut after batch {cut}");
+                whole.finish(&mut expected).unwrap();
+                assert!(expected.events.iter().any(|e| e.kind == "drift"), "{window}: the scenario drifts");
+                assert!(expected.events.iter().any(|e| e.kind == "resolved"), "{window}: and recovers");
+                // Cut inside the baseline, just after it, in the drift, in the recovery.
+                for cut in [2, 4, 13, 19, 25] {
+                    let mut first = fresh(&config);
+                    let mut out = Outcome::default();
+                    for rows in &all[..cut] {
+                        first.apply_rows(rows, &mut out, &mut NoLabels).unwrap();
+                    }
+                    let json = serde_json::to_string(&first.snapshot().unwrap()).unwrap();
+                    drop(first);
+                    let snapshot: ModelSnapshot = serde_json::from_str(&json).unwrap();
+                    let plan = Plan::new(&config).unwrap();
+                    let reference = build_references(&config, &plan).unwrap().pop().unwrap();
+                    let mut second = ModelState::restore(plan.models[0].clone(), reference, snapshot).unwrap();
+                    for rows in &all[cut..] {
+                        second.apply_rows(rows, &mut out, &mut NoLabels).unwrap();
+                    }
+                    second.finish(&mut out).unwrap();
+                    assert_eq!(lines(&out), lines(&expected), "{window}, cut after batch {cut}");
+                    assert_eq!(second.counters, whole.counters, "{window}, cut after batch {cut}");
+                }
             }
         }
     }
