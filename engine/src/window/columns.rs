@@ -89,8 +89,17 @@ impl ColumnState {
     /// Checks a restored column against the reference it is compared with
     /// and the plan's window sketches: its own invariants (each sketch's
     /// `validate`), the same bin edges, the same exact-store capacity, the
-    /// quantile sketch kept or not.
-    pub(crate) fn check(&self, reference: &ColumnReference, sketch: &NumericSketchConfig) -> std::result::Result<(), String> {
+    /// quantile sketch kept or not, and that it merges into `fresh` (an
+    /// empty column as the plan builds it now: same sketch parameters, same
+    /// category cap).
+    pub(crate) fn check(
+        &self,
+        reference: &ColumnReference,
+        sketch: &NumericSketchConfig,
+        fresh: ColumnState,
+    ) -> std::result::Result<(), String> {
+        let mut probe = fresh;
+        probe.merge(self).map_err(|e| format!("it does not fit the configured sketches ({e})"))?;
         match (self, reference) {
             (ColumnState::Numeric(w), ColumnReference::Numeric { reference }) => {
                 let invalid = |e: driftwatch_detectors::Error| e.to_string();
@@ -111,7 +120,13 @@ impl ColumnState {
                 }
                 Ok(())
             }
-            (ColumnState::Categorical { counts, .. }, ColumnReference::Categorical { .. }) => counts.validate().map_err(|e| e.to_string()),
+            (ColumnState::Categorical { counts, missing }, ColumnReference::Categorical { .. }) => {
+                counts.validate().map_err(|e| e.to_string())?;
+                if counts.count().checked_add(*missing).is_none() {
+                    return Err("its counts overflow".into());
+                }
+                Ok(())
+            }
             _ => Err("a numeric column where the model has a categorical one, or the reverse".into()),
         }
     }

@@ -404,10 +404,15 @@ impl ModelState {
             return Err(refuse(format!("{} drift states for {cells} (column, detector) pairs", snapshot.alerts.columns.len())));
         }
         let reference = match (plan.baseline_events, reference, snapshot.baseline_reference) {
-            (Some(_), None, built) => built.map(|mut r| {
-                r.sort_after_load();
-                r
-            }),
+            (Some(_), None, built) => match built {
+                Some(mut r) => {
+                    r.sort_after_load();
+                    // The reference built from the stream: checked as a profile file is.
+                    plan.check_profile(&r).map_err(|e| refuse(format!("its baseline reference: {e}")))?;
+                    Some(r)
+                }
+                None => None,
+            },
             (None, Some(configured), None) => Some(configured),
             (None, None, _) => return Err(refuse("no reference for a model without a baseline".into())),
             (None, Some(_), Some(_)) => return Err(refuse("it holds a baseline but the model has a configured reference".into())),
@@ -423,7 +428,8 @@ impl ModelState {
                     return Err(refuse(format!("a pane of {} columns for {}", data.len(), r.columns.len())));
                 }
                 for ((state, c), p) in data.iter().zip(&r.columns).zip(&plan.columns) {
-                    state.check(&c.reference, &plan.window_sketch).map_err(|why| refuse(format!("column {:?}: {why}", p.name)))?;
+                    let fresh = empty_column(&plan, p, c)?;
+                    state.check(&c.reference, &plan.window_sketch, fresh).map_err(|why| refuse(format!("column {:?}: {why}", p.name)))?;
                 }
             }
         } else if snapshot.panes.all_data().next().is_some() {
@@ -731,6 +737,7 @@ mod tests {
                 }
             }
         }
+        std::fs::remove_dir_all(std::env::temp_dir().join(format!("dw-window-{}", std::process::id()))).ok();
     }
 
     #[test]
@@ -762,6 +769,11 @@ mod tests {
             config_yaml("{ type: sliding, events: 400, slide: 100 }", "a", "b").replace("metric: jensen_shannon", "metric: hellinger");
         let other = Plan::new(&Config::from_yaml(&hellinger).unwrap()).unwrap();
         assert!(refused(snapshot.clone(), &other.models[0]).contains("columns or detectors"));
+        // Another category cap: the panes would not merge with new ones.
+        let capped = config_yaml("{ type: sliding, events: 400, slide: 100 }", "a", "b").replace("max_categories: 5", "max_categories: 6");
+        let other = Plan::new(&Config::from_yaml(&capped).unwrap()).unwrap();
+        let why = refused(snapshot.clone(), &other.models[0]);
+        assert!(why.contains("column \"d\"") && why.contains("caps"), "{why}");
         // A corrupt sketch (a window's exact store of another capacity, holding more than it) is refused, never run.
         let mut json = serde_json::to_value(&snapshot).unwrap();
         let exact = &mut json["panes"]["running"][0]["numeric"]["exact"];

@@ -317,6 +317,8 @@ impl<C: PaneData> Panes<C> {
                 }
             }
             self.ring.push_back(pane);
+            // The old window goes first: at most one window in memory.
+            self.running = None;
             let mut panes = self.ring.iter();
             let first = panes.next().ok_or_else(|| Error::Internal("empty window".into()))?;
             let mut running = first.data.clone();
@@ -406,6 +408,18 @@ impl<C: PaneData> Panes<C> {
         }
         if self.open.iter().any(|(k, p)| *k != p.id) {
             return Err("an open pane is filed under another id".into());
+        }
+        if let (Some(last), Some(next)) = (self.ring.back(), self.next_pane) {
+            if last.id.checked_add(1) != Some(next) {
+                return Err(format!("the window's last pane {} is not before the next pane {next}", last.id));
+            }
+        }
+        if let WindowSpec::Count { slide, .. } = self.spec {
+            // Count panes are numbered from 0 by the events taken.
+            let limit = (self.windowed / slide) as i64;
+            if self.open.keys().chain(self.ring.iter().map(|p| &p.id)).any(|&id| id < 0 || id > limit) {
+                return Err(format!("a count pane outside 0..={limit}"));
+            }
         }
         Ok(())
     }
