@@ -7,7 +7,7 @@ use serde::{de, Deserialize, Deserializer, Serialize};
 
 /// A human duration (`"15m"`, `"4h"`), parsed by humantime when the
 /// configuration is read, so a bad one is refused with its field's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {
@@ -24,12 +24,6 @@ impl HumanDuration {
     /// The duration.
     pub const fn get(self) -> Duration {
         self.0
-    }
-}
-
-impl From<HumanDuration> for Duration {
-    fn from(d: HumanDuration) -> Self {
-        d.0
     }
 }
 

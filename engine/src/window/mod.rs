@@ -131,13 +131,6 @@ pub struct ModelSnapshot {
     counters: ModelCounters,
 }
 
-impl ModelSnapshot {
-    /// Bytes held by its sketches (an estimate of its size in memory).
-    pub fn size_bytes(&self) -> usize {
-        self.panes.size_bytes()
-    }
-}
-
 impl ModelState {
     /// State for a model; `reference` is `None` for a baseline model.
     pub fn new(plan: ModelPlan, reference: Option<ModelProfile>) -> Self {
@@ -348,12 +341,8 @@ impl ModelState {
     /// watermark moves to +∞); count windows keep an incomplete last pane
     /// unevaluated.
     pub fn finish(&mut self, out: &mut Outcome) -> Result<()> {
-        {
-            let Self { plan, reference, panes, alerts, quality, counters, .. } = self;
-            let reference = reference.as_ref();
-            let mut fresh = |spare| fresh_columns(plan, reference, spare);
-            let mut entered = |e: Entered<'_, Vec<ColumnState>>| window_entered(plan, reference, alerts, quality, counters, e, out);
-            panes.finish(&mut fresh, &mut entered)?;
+        if let Some(last) = self.panes.end_of_input() {
+            self.complete_through(last, out)?;
         }
         if let Some(q) = &mut self.quality {
             q.finish(out)?;

@@ -270,20 +270,14 @@ impl<C: PaneData> Panes<C> {
         Ok(())
     }
 
-    /// End of bounded input: event-time windows complete every open pane
-    /// (the watermark moves to +∞); count windows keep an incomplete last
-    /// pane out of the window.
-    pub(crate) fn finish(
-        &mut self,
-        fresh: &mut dyn FnMut(Option<C>) -> Result<C>,
-        entered: &mut dyn FnMut(Entered<'_, C>) -> Result<()>,
-    ) -> Result<()> {
-        if let WindowSpec::Time { .. } = self.spec {
-            if let Some((&last, _)) = self.open.iter().next_back() {
-                self.complete_through(last, fresh, entered)?;
-            }
+    /// End of bounded input: the last pane to complete. Event-time windows
+    /// complete every open pane (the watermark moves to +∞); count windows
+    /// keep an incomplete last pane out of the window.
+    pub(crate) fn end_of_input(&self) -> Option<i64> {
+        match self.spec {
+            WindowSpec::Time { .. } => self.open.keys().next_back().copied(),
+            WindowSpec::Count { .. } => None,
         }
-        Ok(())
     }
 
     fn recycle(&mut self, pane: Pane<C>) {
@@ -505,11 +499,12 @@ mod tests {
         }
 
         fn finish(&mut self) {
+            let Some(last) = self.panes.end_of_input() else { return };
             let cap = self.cap;
             let mut fresh = |_: Option<Values>| Ok(Values { v: Vec::new(), cap });
             let seen = &mut self.seen;
             self.panes
-                .finish(&mut fresh, &mut |e| {
+                .complete_through(last, &mut fresh, &mut |e| {
                     seen.push((e.pane, e.full, e.bounds, e.window.v.clone()));
                     Ok(())
                 })
