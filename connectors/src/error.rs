@@ -41,6 +41,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be opened or read.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tabular file (CSV, Parquet, JSON through DataFusion) could not be read.
+    #[error(transparent)]
+    Table(#[from] crate::table::SourceError),
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),

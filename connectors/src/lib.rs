@@ -2,8 +2,10 @@
 //! acknowledgements; they never know what PSI is.
 //!
 //! ```text
-//! Kafka topics ─► kafka::KafkaSource (consumer group, batches, offsets committed after apply)
-//!                      │ raw payloads + (partition slot, offset)
+//! Kafka topics ─► kafka::KafkaSource (consumer group, offsets committed after apply) ─┐ source::Source
+//! JSONL / CSV / Parquet files ─► file::FileSource (lines or rows, through table) ─────┤ (batches of raw events
+//!                                                                                      │  with their positions)
+//!                      ┌───────────────────────────────────────────────────────────────┘
 //!                      ▼
 //!                  the engine (decode, windows, evaluation)
 //!                      │ drift events as sink::EventRecord (id, type, key, JSON bytes)
@@ -12,8 +14,11 @@
 //!  webhook::WebhookSink  kafka::KafkaSink   stdout::LogSink    http::serve (/metrics, /healthz, /readyz)
 //! ```
 //!
-//! Sinks are `Box<dyn sink::Sink>`s built from `sink::SinkConfig`, so a new
-//! sink is a module and a variant.
+//! Sources are `Box<dyn source::Source>`s (a live one built from
+//! `source::SourceConfig`, a file opened by path), sinks `Box<dyn sink::Sink>`s
+//! built from `sink::SinkConfig`: a new connector is a module and a variant.
+//! `table` reads tabular files through DataFusion (reference tables, and the
+//! rows of CSV and Parquet inputs).
 //!
 //! Every component takes a [`prometheus::Registry`] and registers its own
 //! series (names follow `driftwatch_<subsystem>_<name>_<unit>`).
@@ -21,17 +26,21 @@
 
 pub mod duration;
 pub mod error;
+pub mod file;
 pub mod http;
 pub mod kafka;
 pub mod secret;
 pub mod sink;
+pub mod source;
 pub mod stdout;
+pub mod table;
 pub mod webhook;
 
 pub use duration::HumanDuration;
 pub use error::{Error, Result};
 pub use secret::SecretValue;
 pub use sink::{EventRecord, Sink, SinkConfig, SinkContext};
+pub use source::{Batch, BatchPool, Feed, Position, Progress, Source, SourceConfig, SourceContext, SourceHandle, SourceStats};
 
 /// Exponential backoff with full jitter: a random delay in
 /// `[0, min(max, base · 2^attempt)]` (AWS's "full jitter").

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::source::FileFormat;
+use driftwatch_connectors::table::FileFormat;
 
 /// A configuration error: the path of the offending field and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -413,13 +413,8 @@ impl QualityConfig {
     }
 }
 
-/// A live source.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum SourceConfig {
-    /// A Kafka consumer group (with its dead-letter topic).
-    Kafka(driftwatch_connectors::kafka::KafkaSourceConfig),
-}
+/// A live source: the connectors' seam (one variant per source, each builds its source).
+pub use driftwatch_connectors::source::SourceConfig;
 
 /// A drift-event sink: the connectors' seam (one variant per sink, each builds its sink).
 pub use driftwatch_connectors::sink::SinkConfig;

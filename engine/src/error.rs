@@ -10,7 +10,7 @@ pub enum Error {
     Config(#[from] crate::config::ConfigError),
     /// A reference file or query failed.
     #[error(transparent)]
-    Source(#[from] crate::source::SourceError),
+    Source(#[from] driftwatch_connectors::table::SourceError),
     /// The decoder specification is inconsistent (a bug in config validation).
     #[error("internal: decoder specification: {0}")]
     DecodeSpec(#[from] crate::decode::DecodeSpecError),

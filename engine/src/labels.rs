@@ -19,8 +19,8 @@ use crate::decode::{DecodedEvent, Decoder, SlotValue};
 use crate::model::{task_value, Plan};
 use crate::pipeline::DeadLetter;
 use crate::quality::{LabelFeed, LabelRecord};
-use crate::source::{self, CsvTypes, FileFormat};
 use crate::{Error, Result};
+use driftwatch_connectors::table::{self as source, CsvTypes, FileFormat};
 
 /// Labels per chunk handed from the reader thread to the window stage.
 const CHUNK: usize = 4096;

@@ -2,8 +2,8 @@
 //! evaluation and drift state.
 //!
 //! ```text
-//! input ─► reader (batches of lines) ─► shards (decode, type-check) ─► window stage (in input order)
-//!            JSONL / CSV / Parquet        crossbeam, bounded            panes → windows → evaluate → drift state
+//! sources ─► batches of raw events ─► shards (decode, type-check) ─► window stage (in input order)
+//!  files, Kafka (connectors)           crossbeam, bounded            panes → windows → evaluate → drift state
 //!                                                                          │                       │
 //!                                                                    evaluations.jsonl       drift events
 //! ```
@@ -20,7 +20,7 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod quality;
-pub mod source;
+mod stage;
 pub mod window;
 
 pub use error::{Error, Result};

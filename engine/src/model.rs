@@ -17,8 +17,8 @@ use crate::config::{
 };
 use crate::decode::DecoderSpec;
 use crate::quality::{ReferenceLabels, ReferenceQuality};
-use crate::source::{self, ColumnData, ColumnKind, ColumnRequest, TableSource};
 use crate::{Error, Result};
+use driftwatch_connectors::table::{self as source, ColumnData, ColumnKind, ColumnRequest, TableSource};
 
 /// Raw reference values kept for exact KS / Wasserstein.
 pub const REFERENCE_EXACT_MAX: usize = 1_000_000;

@@ -1,195 +1,43 @@
-//! The pipeline: a reader cuts the input into batches of events, shard
-//! threads decode and type-check them in parallel (shared-nothing, fed by
-//! bounded crossbeam channels), and the window stage applies them to each
-//! model's windows in input order, so results do not depend on the shard
-//! count. `replay` runs it over a file; the live Kafka source reuses the same
-//! stages.
+//! The pipeline, one driver for `replay` and `run`: sources (a file, a
+//! Kafka consumer; several at once) read raw batches on threads of their
+//! own, shard threads decode and type-check them in parallel
+//! (shared-nothing, fed by bounded crossbeam channels), and the window stage
+//! (`stage.rs`) applies them to each model's windows in input order, so
+//! results do not depend on the shard count.
+//!
+//! ```text
+//! Source::run ─Batch─► seq, shard seq % n ─► decode_batch ─Decoded─► reorder ─► WindowStage::apply ─► outputs
+//!      ▲                                                                             │
+//!      └──────────────────────────── SourceHandle::applied ◄─────────────────────────┘
+//! ```
+//!
+//! `replay` is `drive` over a [`FileSource`] with the outputs written as
+//! JSON lines; `run` (`live.rs`) is `drive` over the configured source,
+//! with `/metrics`, sinks and signals around it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use driftwatch_connectors::file::FileSource;
+use driftwatch_connectors::source::stamp;
+use driftwatch_connectors::table::CsvTypes;
+use driftwatch_connectors::{Batch, BatchPool, Feed, Progress, Source, SourceStats};
 use serde::Serialize;
 
-use crate::batch::{integer_category, ModelRows, Recycler, RowsPool};
+use crate::batch::{integer_category, ModelRows, RowsPool};
 use crate::config::{Config, FeatureType, QualityTask};
 use crate::decode::{DecodedEvent, Decoder, SlotValue};
 use crate::labels::{LabelDecoder, ReplayLabels};
 use crate::model::{build_reference_quality, build_references, task_value, Plan, QualityPlan};
-use crate::quality::{LabelFeed, LabelRecord, NoLabels, QualityCounters, QualityState};
-use crate::source::{self, FileFormat};
-use crate::window::{ModelCounters, ModelState, Outcome};
+use crate::quality::{LabelRecord, QualityCounters, QualityState};
+use crate::stage::{End, WindowStage};
+use crate::window::{ModelCounters, ModelState};
 use crate::{Error, Result};
-
-/// A batch of raw events (one per line or message) with its position in the input.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    pub(crate) seq: u64,
-    /// Event bytes: `data[..filled]` holds this batch's input. The vector is
-    /// kept initialized to its high-water mark across reuses, so the file
-    /// reader can read straight into it without zeroing.
-    data: Vec<u8>,
-    filled: usize,
-    /// Files: 1-based input line (or row) number of each event. Kafka: the offset.
-    numbers: Vec<u64>,
-    /// Kafka: the partition slot of each event (empty for files).
-    partitions: Vec<u32>,
-    /// Event `i` is `data[starts[i]..ends[i]]` (the reader leaves line breaks,
-    /// blank lines and the cut-off rest of an oversize line between events).
-    starts: Vec<usize>,
-    ends: Vec<usize>,
-    /// Lines refused by the reader (longer than the limit): (index in batch, original length).
-    oversize: Vec<(usize, usize)>,
-    /// Kafka: indices (ascending) of the events that are labels (from `label_topics`).
-    labels: Vec<usize>,
-}
-
-impl Batch {
-    fn new(seq: u64, events: usize) -> Self {
-        Self::with_room(seq, events, events * 512)
-    }
-    fn with_room(seq: u64, events: usize, bytes: usize) -> Self {
-        Self {
-            seq,
-            data: Vec::with_capacity(bytes),
-            filled: 0,
-            numbers: Vec::with_capacity(events),
-            partitions: Vec::new(),
-            starts: Vec::with_capacity(events),
-            ends: Vec::with_capacity(events),
-            oversize: Vec::new(),
-            labels: Vec::new(),
-        }
-    }
-    pub(crate) fn len(&self) -> usize {
-        self.ends.len()
-    }
-    fn clear(&mut self, seq: u64) {
-        self.seq = seq;
-        self.filled = 0;
-        self.numbers.clear();
-        self.partitions.clear();
-        self.starts.clear();
-        self.ends.clear();
-        self.oversize.clear();
-        self.labels.clear();
-    }
-    /// Adds a Kafka message (`max`: the event byte limit; longer ones are cut and marked oversize).
-    /// `label`: the message is a label event.
-    pub(crate) fn push_message(&mut self, payload: &[u8], slot: u32, offset: i64, max: usize, label: bool) {
-        if payload.len() > max {
-            self.oversize.push((self.len(), payload.len()));
-        }
-        if label {
-            self.labels.push(self.len());
-        }
-        self.partitions.push(slot);
-        self.push(&payload[..payload.len().min(max)], offset as u64);
-    }
-    /// Drops the events of `slots` (their partitions were revoked before the batch was handed over).
-    pub(crate) fn retain_partitions(&mut self, keep: impl Fn(u32) -> bool) {
-        let old = std::mem::replace(self, Batch::new(self.seq, self.len()));
-        let oversize: HashMap<usize, usize> = old.oversize.iter().copied().collect();
-        let labels: std::collections::HashSet<usize> = old.labels.iter().copied().collect();
-        for i in 0..old.len() {
-            if keep(old.partitions[i]) {
-                if let Some(&len) = oversize.get(&i) {
-                    self.oversize.push((self.len(), len));
-                }
-                if labels.contains(&i) {
-                    self.labels.push(self.len());
-                }
-                self.partitions.push(old.partitions[i]);
-                self.push(old.line(i), old.numbers[i]);
-            }
-        }
-    }
-    /// Appends `line` as an event.
-    fn push(&mut self, line: &[u8], number: u64) {
-        let start = self.append(line);
-        self.add(start, self.filled, number);
-    }
-    /// Copies `bytes` after the filled part; returns where they start.
-    fn append(&mut self, bytes: &[u8]) -> usize {
-        let start = self.filled;
-        self.room(bytes.len()).copy_from_slice(bytes);
-        self.filled += bytes.len();
-        start
-    }
-    /// Records `data[start..end]` (already in the buffer) as an event.
-    fn add(&mut self, start: usize, end: usize, number: u64) {
-        self.numbers.push(number);
-        self.starts.push(start);
-        self.ends.push(end);
-    }
-    /// `len` writable bytes after the filled part (zeroed only where the
-    /// buffer grows past its high-water mark).
-    fn room(&mut self, len: usize) -> &mut [u8] {
-        let end = self.filled + len;
-        if self.data.len() < end {
-            self.data.resize(end, 0);
-        }
-        &mut self.data[self.filled..end]
-    }
-    fn line(&self, i: usize) -> &[u8] {
-        &self.data[self.starts[i]..self.ends[i]]
-    }
-    /// Moves the events together at the start of the buffer, followed by
-    /// `data[tail..filled]`; returns where that tail now starts.
-    fn compact(&mut self, tail: usize) -> usize {
-        let mut to = 0;
-        for i in 0..self.len() {
-            let (s, e) = (self.starts[i], self.ends[i]);
-            self.data.copy_within(s..e, to);
-            self.starts[i] = to;
-            to += e - s;
-            self.ends[i] = to;
-        }
-        self.data.copy_within(tail..self.filled, to);
-        self.filled = to + (self.filled - tail);
-        to
-    }
-}
-
-/// Batches that shards have decoded, handed back to the reader so that
-/// their buffers are reused (no page faults for fresh megabytes per batch).
-#[derive(Clone)]
-pub(crate) struct BatchPool {
-    batches: Recycler<Batch>,
-    events: usize,
-    /// The most bytes a batch given back held (its events and the gaps
-    /// between them): a new batch starts with
-    /// that much room (and an eighth more), so that it is not grown by
-    /// doubling, copying megabytes and touching pages it then gives up.
-    bytes_seen: Arc<AtomicUsize>,
-}
-
-impl BatchPool {
-    pub(crate) fn new(capacity: usize, events: usize) -> Self {
-        Self { batches: Recycler::new(capacity), events, bytes_seen: Arc::new(AtomicUsize::new(0)) }
-    }
-    pub(crate) fn take(&self, seq: u64) -> Batch {
-        match self.batches.take() {
-            Some(mut b) => {
-                b.clear(seq);
-                b
-            }
-            None => {
-                let seen = self.bytes_seen.load(Ordering::Relaxed);
-                Batch::with_room(seq, self.events, (self.events * 512).max(seen.saturating_add(seen / 8)))
-            }
-        }
-    }
-    /// Keeps `batch` for reuse unless the pool is full.
-    pub(crate) fn give(&self, batch: Batch) {
-        self.bytes_seen.fetch_max(batch.filled, Ordering::Relaxed);
-        self.batches.give(batch);
-    }
-}
 
 /// An event the engine could not fully use, with the reason.
 ///
@@ -244,7 +92,9 @@ impl Serialize for DeadLetter {
 #[derive(Debug)]
 pub(crate) struct Decoded {
     pub(crate) seq: u64,
-    /// Kafka: the highest offset per partition slot in the batch.
+    /// The source it came from (index in the pipeline's list).
+    pub(crate) source: usize,
+    /// The last position per stream in the batch (Kafka: the highest offset per partition slot).
     pub(crate) positions: Vec<(u32, i64)>,
     /// Per model (plan order): its rows in this batch, if any.
     pub(crate) rows: Vec<Option<ModelRows>>,
@@ -259,10 +109,10 @@ pub(crate) struct Decoded {
     pub(crate) decode_seconds: f64,
 }
 
-/// What a replay did.
+/// What a replay or a run did (printed at the end; `replay --report` writes it).
 #[derive(Debug, Default, Serialize)]
-pub struct Report {
-    /// Events read: JSONL lines that are not blank, CSV or Parquet rows.
+pub struct Summary {
+    /// Events read: JSONL lines that are not blank, CSV or Parquet rows, Kafka messages.
     pub events_read: u64,
     /// Blank or whitespace-only JSONL lines: skipped, not events (they still
     /// count for the line numbers of dead letters).
@@ -294,8 +144,6 @@ pub struct Report {
     /// The label join, when a model has `quality`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<LabelsReport>,
-    #[serde(skip)]
-    label_dead_letters: u64,
 }
 
 /// What the label join did.
@@ -357,7 +205,7 @@ pub fn labels_report(models: &[ModelState], read: u64, dead_letters: u64) -> Res
     Ok(Some(report))
 }
 
-/// Where replay writes.
+/// Where the window stage writes JSON lines (replay: all three; run: the evaluations, if asked).
 #[derive(Default)]
 pub struct Outputs {
     /// One JSON line per evaluation.
@@ -412,7 +260,7 @@ impl Shards {
         // allocates none and the pool never holds more memory than a full
         // pipeline does. Raw batches: the shards' queues, one being decoded
         // per shard, and the one the reader fills and the next.
-        let pool = BatchPool::new(count * (config.engine.queue_batches + 1) + 2, config.engine.batch_events);
+        let pool = BatchPool::new(count * (config.engine.queue_batches + 1) + 2, config.engine.batch_events.max(1));
         // Column batches: the queue to the window stage, the reorder buffer
         // (at most what the shards' queues let them decode ahead), one being
         // filled per shard and the one being applied. A smaller pool dropped
@@ -429,6 +277,7 @@ impl Shards {
                 .name(format!("driftwatch-shard-{i}"))
                 .spawn(move || {
                     let mut scratch = ShardScratch { labels: label_decoder, ..ShardScratch::default() };
+                    // A batch is given back to the pool its source takes from.
                     for batch in rx {
                         let decoded = decode_batch(&batch, &decoder, &plan, &rows, &mut scratch);
                         pool.give(batch);
@@ -468,16 +317,16 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
     let numbers = &mut scratch.numbers;
     numbers.resize_with(plan.models.len(), Vec::new);
     numbers.iter_mut().for_each(Vec::clear);
-    let oversize: HashMap<usize, usize> = batch.oversize.iter().copied().collect();
+    let oversize: HashMap<usize, usize> = batch.oversize().iter().copied().collect();
     let mut last_model: Option<(String, usize)> = None;
     let mut labels = Vec::new();
     let mut label_dead = Vec::new();
-    let mut next_label = batch.labels.iter().copied().peekable();
+    let mut next_label = batch.labels().iter().copied().peekable();
     for i in 0..batch.len() {
-        let bytes = batch.line(i);
-        let line = batch.numbers[i];
+        let bytes = batch.event(i);
+        let line = batch.number(i);
         if next_label.next_if_eq(&i).is_some() {
-            let position = batch.partitions.get(i).map(|&slot| (slot, line as i64));
+            let position = batch.partition(i).map(|slot| (slot, line as i64));
             let refused = |reason: &'static str, detail: String| DeadLetter {
                 line,
                 reason,
@@ -507,7 +356,7 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
             reason,
             detail,
             payload: bytes.to_vec(),
-            position: batch.partitions.get(i).map(|&slot| (slot, line as i64)),
+            position: batch.partition(i).map(|slot| (slot, line as i64)),
             partially_used,
             input: None,
         };
@@ -628,18 +477,12 @@ pub(crate) fn decode_batch(batch: &Batch, decoder: &Decoder, plan: &Plan, pool: 
             rows.push_numbers_by_row(staged);
         }
     }
-    let mut positions: Vec<(u32, i64)> = Vec::new();
-    for (&slot, &offset) in batch.partitions.iter().zip(&batch.numbers) {
-        match positions.iter_mut().find(|p| p.0 == slot) {
-            Some(p) => p.1 = p.1.max(offset as i64),
-            None => positions.push((slot, offset as i64)),
-        }
-    }
     Decoded {
-        seq: batch.seq,
-        positions,
+        seq: batch.seq(),
+        source: batch.source(),
+        positions: batch.positions(),
         rows: per_model,
-        labels_read: batch.labels.len() as u64,
+        labels_read: batch.labels().len() as u64,
         labels,
         label_dead,
         dead,
@@ -669,146 +512,16 @@ fn quality_fields(q: &QualityPlan, ev: &DecodedEvent<'_>) -> (std::result::Resul
     }
 }
 
-/// Reads JSONL into batches; a line longer than `max` is cut there, the
-/// rest skipped, and the event marked oversize (bounded memory whatever the
-/// input).
-fn read_jsonl(path: &Path, pool: &BatchPool, max: usize, send: impl FnMut(Batch) -> Result<()>) -> Result<Lines> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    cut_lines(file, path, pool, max, READ_BYTES, send)
-}
-
-/// The least and the most bytes the JSONL reader asks for in one read.
-const READ_BYTES: (usize, usize) = (4 << 10, 4 << 20);
-
-/// Bytes between a batch's events that the reader leaves before it compacts.
-const GAP_BYTES: usize = 64 << 10;
-
-/// Cuts `input` into lines and the lines into batches of `batch_events`
-/// events, reading straight into each batch's buffer: an event's bytes are
-/// not copied in user space, except the input a batch's last read held past
-/// its last event (part of a line, or a few lines when the read overshot),
-/// which moves to the next batch, and the rare compaction below. Each read
-/// asks for what the rest of the batch needs at the last batch's input bytes
-/// per event (plus a thirty-second, within `reads`), so the carried rest
-/// stays small.
-///
-/// Lines end at `\n`, a trailing `\r` is dropped, and blank (empty or
-/// whitespace-only) lines are counted, apart, and for line numbers, but are
-/// not events. A line over `max` bytes keeps its
-/// first `max + 1` bytes while the rest is read and dropped; it becomes an
-/// oversize event cut at `max`. Bytes between a batch's events (line breaks,
-/// blank lines, the dropped rest of an oversize line) are compacted away once
-/// they outweigh the events (and [`GAP_BYTES`]), so a batch holds at most
-/// about `batch_events × max` bytes plus one read, whatever the input.
-fn cut_lines(
-    mut input: impl Read,
-    path: &Path,
-    pool: &BatchPool,
-    max: usize,
-    reads: (usize, usize),
-    mut send: impl FnMut(Batch) -> Result<()>,
-) -> Result<Lines> {
-    let batch_events = pool.events.max(1);
-    let limit = max.saturating_add(1);
-    let (mut seq, mut lines, mut blank) = (0u64, 0u64, 0u64);
-    let mut batch = pool.take(seq);
-    // `batch.data[start..batch.filled]` is input not cut into lines yet, of
-    // which `start..pos` holds no line break: the line in progress, after
-    // whose first `limit` bytes `skipped` more were dropped.
-    let (mut start, mut pos, mut skipped) = (0usize, 0usize, 0usize);
-    // `kept`: bytes of the batch's events; `taken`: input bytes of its lines
-    // (without dropped ones); `mean`: input bytes per event of the last batch.
-    let (mut kept, mut taken, mut mean) = (0usize, 0usize, 64usize);
-    loop {
-        while batch.len() < batch_events {
-            let Some(i) = memchr::memchr(b'\n', &batch.data[pos..batch.filled]) else { break };
-            let end = pos + i;
-            lines += 1;
-            match end_line(&mut batch, start, end, skipped, max, lines) {
-                Some(bytes) => kept += bytes,
-                None => blank += 1,
-            }
-            taken += end + 1 - start;
-            (start, pos, skipped) = (end + 1, end + 1, 0);
-        }
-        if batch.len() >= batch_events {
-            // Full (`pos == start`): the rest of the input goes to the next batch.
-            mean = taken / batch.len() + 1;
-            seq += 1;
-            let mut next = pool.take(seq);
-            next.append(&batch.data[start..batch.filled]);
-            batch.filled = start;
-            (start, pos, kept, taken) = (0, 0, 0, 0);
-            send(std::mem::replace(&mut batch, next))?;
-            continue;
-        }
-        // Everything read is cut: `start..filled` is the line in progress.
-        if batch.filled - start > limit {
-            skipped += batch.filled - start - limit;
-            batch.filled = start + limit;
-        }
-        if start - kept > kept.max(GAP_BYTES) {
-            start = batch.compact(start);
-        }
-        pos = batch.filled;
-        let want = (batch_events - batch.len() + batch_events / 32 + 2).saturating_mul(mean).clamp(reads.0, reads.1);
-        match input.read(batch.room(want)) {
-            Ok(0) => break,
-            Ok(n) => batch.filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(path, e)),
-        }
-    }
-    if batch.filled > start || skipped > 0 {
-        lines += 1;
-        let end = batch.filled;
-        if end_line(&mut batch, start, end, skipped, max, lines).is_none() {
-            blank += 1;
-        }
-    }
-    if batch.len() > 0 {
-        send(batch)?;
-    }
-    Ok(Lines { lines, blank })
-}
-
-/// What the reader read: lines (or rows) in all, and how many were blank.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Lines {
-    lines: u64,
-    blank: u64,
-}
-
-/// Ends line `number`, `batch.data[start..end]` and `skipped` bytes dropped
-/// after it: a blank line is left out, an oversize one is cut at `max` and
-/// marked. Returns the bytes the batch keeps of it, `None` for a blank line.
-fn end_line(batch: &mut Batch, start: usize, end: usize, skipped: usize, max: usize, number: u64) -> Option<usize> {
-    let total = end - start + skipped;
-    let mut stop = end;
-    if stop > start && batch.data[stop - 1] == b'\r' {
-        stop -= 1;
-    }
-    if total <= max && batch.data[start..stop].iter().all(u8::is_ascii_whitespace) {
-        return None;
-    }
-    if total > max {
-        batch.oversize.push((batch.len(), total));
-        stop = stop.min(start + max);
-    }
-    batch.add(start, stop, number);
-    Some(stop - start)
-}
-
 /// How replay types CSV columns: a flat path (one key) read by a numeric
 /// feature, or the timestamp, as numbers cell by cell; the model and its
 /// version as text; the rest as inferred from the file (as the reference is).
-fn csv_types(plan: &Plan) -> source::CsvTypes {
+pub(crate) fn csv_types(plan: &Plan) -> CsvTypes {
     let flat = |path: &[String]| match path {
         [key] => Some(key.clone()),
         _ => None,
     };
     let spec = &plan.decoder;
-    let mut types = source::CsvTypes::default();
+    let mut types = CsvTypes::default();
     for m in &plan.models {
         for c in m.columns.iter().filter(|c| c.kind == FeatureType::Numeric) {
             types.numeric.extend(spec.slots.get(c.slot).and_then(|p| flat(p)));
@@ -819,9 +532,144 @@ fn csv_types(plan: &Plan) -> source::CsvTypes {
     types
 }
 
-/// Input file kinds replay reads.
-pub fn input_format(path: &Path) -> Result<FileFormat> {
-    Ok(FileFormat::from_path(path)?)
+/// How [`drive`] runs.
+pub(crate) struct DriveOptions<'t> {
+    /// Shard threads.
+    pub(crate) shards: usize,
+    /// Set to stop unbounded sources (a signal); a window-stage error sets it too.
+    pub(crate) stop: Arc<AtomicBool>,
+    /// Batches handed over and applied (a Kafka source drains it before a revoke).
+    pub(crate) progress: Arc<Progress>,
+    /// What the window stage does when the sources are done.
+    pub(crate) end: End,
+    /// When the command started (the summary's elapsed time counts from it).
+    pub(crate) started: Instant,
+    /// Called about once a second from the window stage's thread (live: metrics, the progress line).
+    pub(crate) tick: Option<&'t mut TickFn<'t>>,
+}
+
+/// What a front end does once a second.
+pub(crate) type TickFn<'t> = dyn FnMut(&mut WindowStage<'_>, &Tick) + 't;
+
+/// What a tick sees.
+#[derive(Debug)]
+pub(crate) struct Tick {
+    /// Events the sources handed over so far.
+    pub(crate) events_read: u64,
+    /// Batches waiting in each shard's queue.
+    pub(crate) queue_depths: Vec<usize>,
+}
+
+/// Runs the pipeline: every source on a thread of its own (batches numbered
+/// in the order the sources hand them over, which with one source is its
+/// input order), the shards, and the window stage on this thread applying
+/// batches strictly in that order. Returns once every source is done (a
+/// bounded one at the end of its input, an unbounded one when `stop` is
+/// set) and the window stage finished as `options.end` says.
+///
+/// With several sources, the batches of different sources interleave in
+/// arrival order: events whose order matters (one model's) should come from
+/// one source.
+pub(crate) fn drive(
+    config: &Config,
+    plan: &Arc<Plan>,
+    decoder: &Arc<Decoder>,
+    sources: Vec<Box<dyn Source>>,
+    stage: &mut WindowStage<'_>,
+    mut options: DriveOptions<'_>,
+) -> Result<Summary> {
+    let shard_count = options.shards.max(1);
+    let Shards { senders, probes, done, pool, rows, handles: shard_handles } = Shards::start(shard_count, config, plan, decoder)?;
+    stage.attach(sources.iter().map(|s| s.handle()).collect(), rows);
+    let events_read = Arc::new(AtomicU64::new(0));
+    // Set when the window stage failed: the sources stop handing over batches.
+    let failed = Arc::new(AtomicBool::new(false));
+    // The next batch number; held while a batch is sent, so batches enter the shards in number order.
+    let sequence = Arc::new(Mutex::new(0u64));
+    let max = config.engine.max_event_bytes;
+    let mut readers = Vec::with_capacity(sources.len());
+    for (index, source) in sources.into_iter().enumerate() {
+        let (senders, pool, stop, progress) = (senders.clone(), pool.clone(), Arc::clone(&options.stop), Arc::clone(&options.progress));
+        let (events_read, failed, sequence) = (Arc::clone(&events_read), Arc::clone(&failed), Arc::clone(&sequence));
+        let reader = std::thread::Builder::new()
+            .name(format!("driftwatch-source-{index}"))
+            .spawn(move || -> Result<SourceStats> {
+                let mut emit = |mut batch: Batch| -> bool {
+                    if failed.load(Ordering::Acquire) {
+                        return false;
+                    }
+                    let mut next = sequence.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    stamp(&mut batch, *next, index);
+                    events_read.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    let shard = (*next % senders.len() as u64) as usize;
+                    if senders[shard].send(batch).is_err() {
+                        return false;
+                    }
+                    *next += 1;
+                    progress.sent_one();
+                    true
+                };
+                let mut feed = Feed::new(&pool, max, &stop, &progress, &mut emit);
+                Ok(source.run(&mut feed)?)
+            })
+            .map_err(|e| Error::Internal(format!("cannot start source thread: {e}")))?;
+        readers.push(reader);
+    }
+    drop(senders);
+
+    // The window stage: apply batches in their order.
+    let mut pending: BTreeMap<u64, Decoded> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut result: Result<()> = Ok(());
+    let mut last_tick = Instant::now();
+    loop {
+        match done.recv_timeout(Duration::from_millis(200)) {
+            Ok(d) => {
+                pending.insert(d.seq, d);
+                while let Some(d) = pending.remove(&next) {
+                    next += 1;
+                    if result.is_ok() {
+                        result = stage.apply(d);
+                    }
+                    options.progress.set_applied(next);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if result.is_err() && !failed.swap(true, Ordering::AcqRel) {
+            options.stop.store(true, Ordering::Release);
+        }
+        if let Some(tick) = options.tick.as_mut() {
+            if last_tick.elapsed() >= Duration::from_secs(1) {
+                last_tick = Instant::now();
+                let t = Tick { events_read: events_read.load(Ordering::Relaxed), queue_depths: probes.iter().map(Receiver::len).collect() };
+                tick(stage, &t);
+            }
+        }
+    }
+    drop(probes);
+    let mut blank_lines = 0;
+    for reader in readers {
+        match reader.join().map_err(|_| Error::Internal("source thread panicked".into()))? {
+            Ok(stats) => blank_lines += stats.blank_lines,
+            Err(e) if result.is_ok() => result = Err(e),
+            Err(_) => {}
+        }
+    }
+    for h in shard_handles {
+        h.join().map_err(|_| Error::Internal("shard thread panicked".into()))?;
+    }
+    result?;
+    stage.finish(options.end)?;
+    let mut summary = stage.close()?;
+    summary.events_read = events_read.load(Ordering::Relaxed);
+    summary.blank_lines = blank_lines;
+    summary.shards = shard_count;
+    summary.elapsed_seconds = options.started.elapsed().as_secs_f64();
+    summary.events_per_second = summary.events_read as f64 / summary.elapsed_seconds.max(1e-9);
+    summary.peak_rss_bytes = peak_rss_bytes();
+    Ok(summary)
 }
 
 /// Replays a file through the engine: every evaluation, drift event and dead
@@ -830,121 +678,23 @@ pub fn input_format(path: &Path) -> Result<FileFormat> {
 ///
 /// With `labels` (a file of label events), models with `quality` join them
 /// with their predictions, merged in event-time order.
-pub fn replay(config: &Config, input: &Path, labels: Option<&Path>, mut outputs: Outputs, shards: Option<usize>) -> Result<Report> {
+pub fn replay(config: &Config, input: &Path, labels: Option<&Path>, outputs: Outputs, shards: Option<usize>) -> Result<Summary> {
     let started = Instant::now();
     let plan = Arc::new(Plan::new(config)?);
     let decoder = Arc::new(Decoder::new(&plan.decoder)?);
-    let mut models = model_states(config, &plan)?;
-    let mut label_feed = match labels {
-        Some(path) => Some(ReplayLabels::start(&plan, path)?),
-        None => None,
+    let models = model_states(config, &plan)?;
+    let file_labels = labels.map(|path| ReplayLabels::start(&plan, path)).transpose()?;
+    let source = FileSource::open(input, csv_types(&plan))?;
+    let mut stage = WindowStage::new(models, outputs, file_labels, None);
+    let options = DriveOptions {
+        shards: shards.unwrap_or_else(|| config.engine.shard_count()),
+        stop: Arc::new(AtomicBool::new(false)),
+        progress: Arc::new(Progress::default()),
+        end: End::Complete,
+        started,
+        tick: None,
     };
-    let shard_count = shards.unwrap_or_else(|| config.engine.shard_count()).max(1);
-    let format = input_format(input)?;
-    let batch_events = config.engine.batch_events;
-    let max = config.engine.max_event_bytes;
-
-    let Shards { senders: shard_txs, done: done_rx, pool, rows: rows_pool, handles, .. } =
-        Shards::start(shard_count, config, &plan, &decoder)?;
-
-    let input_path: PathBuf = input.to_owned();
-    let csv_types = csv_types(&plan);
-    let reader = std::thread::Builder::new()
-        .name("driftwatch-reader".into())
-        .spawn(move || -> Result<Lines> {
-            let send = |b: Batch| {
-                let shard = (b.seq % shard_txs.len() as u64) as usize;
-                shard_txs[shard].send(b).map_err(|_| Error::Internal("shard stopped".into()))
-            };
-            match format {
-                FileFormat::Json => read_jsonl(&input_path, &pool, max, send),
-                FileFormat::Csv | FileFormat::Parquet => {
-                    let (mut seq, mut lines) = (0u64, 0u64);
-                    let mut batch = pool.take(0);
-                    let blank = source::for_each_json_row_typed(&input_path, format, &csv_types, |row: &[u8]| -> Result<()> {
-                        lines += 1;
-                        if row.len() > max {
-                            batch.oversize.push((batch.len(), row.len()));
-                            batch.push(&row[..max], lines);
-                        } else {
-                            batch.push(row, lines);
-                        }
-                        if batch.len() >= batch_events {
-                            seq += 1;
-                            send(std::mem::replace(&mut batch, pool.take(seq)))?;
-                        }
-                        Ok(())
-                    })?;
-                    if batch.len() > 0 {
-                        send(batch)?;
-                    }
-                    // Rows are numbered as rows: the CSV reader skips empty lines.
-                    Ok(Lines { lines: lines + blank, blank })
-                }
-            }
-        })
-        .map_err(|e| Error::Internal(format!("cannot start reader thread: {e}")))?;
-
-    // The window stage: apply batches in input order.
-    let mut report = Report { shards: shard_count, ..Report::default() };
-    let mut pending: BTreeMap<u64, Decoded> = BTreeMap::new();
-    let mut next = 0u64;
-    let mut outcome = Outcome::default();
-    let mut result: Result<()> = Ok(());
-    for decoded in done_rx.iter() {
-        pending.insert(decoded.seq, decoded);
-        while let Some(d) = pending.remove(&next) {
-            next += 1;
-            if result.is_ok() {
-                let feed: &mut dyn LabelFeed = match &mut label_feed {
-                    Some(f) => f,
-                    None => &mut NoLabels,
-                };
-                result = apply_batch(d, &mut models, &mut outputs, &mut outcome, &mut report, &rows_pool, feed);
-                if let Some(f) = &mut label_feed {
-                    if result.is_ok() {
-                        result = write_label_dead_letters(f, &mut outputs, &mut report);
-                    }
-                }
-            }
-        }
-        if result.is_err() {
-            break;
-        }
-    }
-    drop(done_rx);
-    let lines = reader.join().map_err(|_| Error::Internal("reader thread panicked".into()))?;
-    for h in handles {
-        h.join().map_err(|_| Error::Internal("shard thread panicked".into()))?;
-    }
-    result?;
-    let Lines { lines, blank } = lines?;
-    report.events_read = lines - blank;
-    report.blank_lines = blank;
-    if let Some(f) = &mut label_feed {
-        for m in &mut models {
-            m.drain_labels(f, &mut outcome)?;
-        }
-        write_label_dead_letters(f, &mut outputs, &mut report)?;
-        f.finish()?;
-    }
-    for m in &mut models {
-        m.finish(&mut outcome)?;
-    }
-    flush_outcome(&mut outcome, &mut outputs, &mut report)?;
-    let (read, dead) = label_feed.as_ref().map_or((0, 0), |f| (f.read, report.label_dead_letters));
-    report.labels = labels_report(&models, read, dead)?;
-    for w in [&mut outputs.evaluations, &mut outputs.events, &mut outputs.dead_letter].into_iter().flatten() {
-        w.flush().map_err(|e| Error::io(Path::new("output"), e))?;
-    }
-    for m in &models {
-        report.models.insert(m.plan().name.clone(), m.counters);
-        report.sketch_bytes += m.size_bytes() as u64;
-    }
-    report.elapsed_seconds = started.elapsed().as_secs_f64();
-    report.events_per_second = report.events_read as f64 / report.elapsed_seconds.max(1e-9);
-    report.peak_rss_bytes = peak_rss_bytes();
-    Ok(report)
+    drive(config, &plan, &decoder, vec![Box::new(source)], &mut stage, options)
 }
 
 /// Every model's window state, with its quality stage where configured
@@ -965,61 +715,6 @@ pub fn model_states(config: &Config, plan: &Plan) -> Result<Vec<ModelState>> {
     Ok(models)
 }
 
-/// Writes and counts the label dead letters the feed collected.
-fn write_label_dead_letters(feed: &mut ReplayLabels, outputs: &mut Outputs, report: &mut Report) -> Result<()> {
-    for dl in feed.dead.drain(..) {
-        *report.dead_letters.entry(dl.reason).or_default() += 1;
-        report.label_dead_letters += 1;
-        write_line(&mut outputs.dead_letter, &dl, "dead letter output")?;
-    }
-    Ok(())
-}
-
-fn apply_batch(
-    d: Decoded,
-    models: &mut [ModelState],
-    outputs: &mut Outputs,
-    outcome: &mut Outcome,
-    report: &mut Report,
-    pool: &RowsPool,
-    labels: &mut dyn LabelFeed,
-) -> Result<()> {
-    for dl in &d.dead {
-        *report.dead_letters.entry(dl.reason).or_default() += 1;
-        write_line(&mut outputs.dead_letter, dl, "dead letter output")?;
-    }
-    for (model, rows) in models.iter_mut().zip(&d.rows) {
-        if let Some(rows) = rows {
-            model.apply_rows(rows, outcome, labels)?;
-            report.events_applied += rows.len() as u64;
-        }
-    }
-    pool.give_all(d.rows);
-    flush_outcome(outcome, outputs, report)
-}
-
-fn flush_outcome(outcome: &mut Outcome, outputs: &mut Outputs, report: &mut Report) -> Result<()> {
-    for e in outcome.evaluations.drain(..) {
-        write_line(&mut outputs.evaluations, &e, "evaluation output")?;
-        report.evaluations += 1;
-    }
-    for e in outcome.events.drain(..) {
-        match e.kind {
-            "drift" => report.drift_events += 1,
-            _ => report.resolved_events += 1,
-        }
-        write_line(&mut outputs.events, &e, "event output")?;
-    }
-    for e in outcome.quality.drain(..) {
-        write_line(&mut outputs.evaluations, &e, "evaluation output")?;
-        report.evaluations += 1;
-    }
-    report.suppressed += std::mem::take(&mut outcome.suppressed);
-    outcome.window_seconds.clear();
-    outcome.label_delays.clear();
-    Ok(())
-}
-
 /// Peak resident set size of this process (Linux), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -1033,74 +728,113 @@ mod tests {
     use super::*;
     use crate::batch::RowColumn;
 
-    /// Hands out at most a pseudo-random number of bytes per read.
-    struct Trickle<'a> {
-        rest: &'a [u8],
-        state: u64,
-        most: usize,
-    }
+    /// A writer into memory that the test reads afterwards.
+    #[derive(Clone, Default)]
+    struct Memory(Arc<Mutex<Vec<u8>>>);
 
-    impl Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            let n = (1 + self.state as usize % self.most).min(buf.len()).min(self.rest.len());
-            buf[..n].copy_from_slice(&self.rest[..n]);
-            self.rest = &self.rest[n..];
-            Ok(n)
+    impl Write for Memory {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
         }
-    }
-
-    /// (line number, bytes, original length if oversize) of an event.
-    type Event = (u64, Vec<u8>, Option<usize>);
-
-    /// The events and the number of blank lines, by
-    /// the rules `cut_lines` documents, written the plain way.
-    fn expected(input: &[u8], max: usize) -> (Vec<Event>, u64) {
-        let mut parts: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
-        if parts.last().is_some_and(|p| p.is_empty()) {
-            parts.pop();
-        }
-        let (mut out, mut blank) = (Vec::new(), 0);
-        for (i, part) in parts.into_iter().enumerate() {
-            let total = part.len();
-            let line = part.strip_suffix(b"\r").unwrap_or(part);
-            if total <= max && line.iter().all(u8::is_ascii_whitespace) {
-                blank += 1;
-                continue;
-            }
-            let cut = &line[..line.len().min(max)];
-            out.push((i as u64 + 1, cut.to_vec(), (total > max).then_some(total)));
-        }
-        (out, blank)
-    }
-
-    /// Runs `cut_lines` with batches recycled through the pool (so stale
-    /// bytes of earlier batches are in the buffers), returning the events,
-    /// the line count, and the largest buffer a batch had.
-    fn cut(input: &[u8], max: usize, events: usize, reads: (usize, usize), seed: u64, most: usize) -> (Vec<Event>, Lines, usize) {
-        let pool = BatchPool::new(4, events);
-        let mut got = Vec::new();
-        let (mut next_seq, mut biggest, mut last_was_short) = (0u64, 0usize, false);
-        let reader = Trickle { rest: input, state: seed | 1, most };
-        let lines = cut_lines(reader, Path::new("test"), &pool, max, reads, |b: Batch| {
-            assert_eq!(b.seq, next_seq, "batches are numbered in order");
-            next_seq += 1;
-            assert!(b.len() > 0, "no empty batch is sent");
-            assert!(b.len() <= events, "{} events in a batch of {events}", b.len());
-            assert!(!last_was_short, "only the last batch is short");
-            last_was_short = b.len() < events;
-            biggest = biggest.max(b.data.len());
-            let oversize: HashMap<usize, usize> = b.oversize.iter().copied().collect();
-            for i in 0..b.len() {
-                got.push((b.numbers[i], b.line(i).to_vec(), oversize.get(&i).copied()));
-            }
-            pool.give(b);
+        fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
-        })
-        .unwrap();
-        (got, lines, biggest)
+        }
+    }
+
+    impl Memory {
+        /// The lines written about `model`, in order.
+        fn lines_of(&self, model: &str) -> Vec<String> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            let tag = format!("\"model\":\"{model}\"");
+            text.lines().filter(|l| l.contains(&tag)).map(str::to_owned).collect()
+        }
+    }
+
+    /// Several sources feed one pipeline: two files, one model's events in
+    /// each, give every model the evaluations and events that replaying
+    /// one file of both models' events gives (a model's events keep their
+    /// order; the sources interleave as they arrive). The summary adds up
+    /// both sources, and each source's handle reports its own last line.
+    #[test]
+    fn several_sources_feed_one_pipeline() {
+        let yaml = r#"
+models:
+  - name: a
+    reference: { baseline_events: 200 }
+    window: { type: sliding, events: 100, slide: 50 }
+    features:
+      - { name: x, type: numeric }
+    detectors:
+      - { metric: psi, threshold: 0.2 }
+  - name: b
+    reference: { baseline_events: 150 }
+    window: { type: tumbling, events: 80 }
+    features:
+      - { name: x, type: numeric }
+    detectors:
+      - { metric: ks, threshold: 0.1 }
+"#;
+        let config = Config::from_yaml(yaml).unwrap();
+        let dir = std::env::temp_dir().join(format!("driftwatch-sources-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let event = |model: &str, i: u64| {
+            let x = if i < 600 { (i * 7919 % 101) as f64 } else { 50.0 + (i * 7919 % 101) as f64 };
+            format!("{{\"model\":\"{model}\",\"features\":{{\"x\":{x}}}}}\n")
+        };
+        let (mut a, mut b, mut both) = (String::new(), String::new(), String::new());
+        for i in 0..1000 {
+            a.push_str(&event("a", i));
+            b.push_str(&event("b", i));
+            both.push_str(&event("a", i));
+            both.push_str(&event("b", i));
+        }
+        let path = |name: &str| dir.join(name);
+        std::fs::write(path("a.jsonl"), a).unwrap();
+        std::fs::write(path("b.jsonl"), b).unwrap();
+        std::fs::write(path("both.jsonl"), both).unwrap();
+
+        let (one_eval, one_events) = (Memory::default(), Memory::default());
+        let outputs = |e: &Memory, d: &Memory| Outputs {
+            evaluations: Some(Box::new(e.clone())),
+            events: Some(Box::new(d.clone())),
+            dead_letter: None,
+        };
+        let one = replay(&config, &path("both.jsonl"), None, outputs(&one_eval, &one_events), Some(2)).unwrap();
+
+        let plan = Arc::new(Plan::new(&config).unwrap());
+        let decoder = Arc::new(Decoder::new(&plan.decoder).unwrap());
+        let (two_eval, two_events) = (Memory::default(), Memory::default());
+        let mut stage = WindowStage::new(model_states(&config, &plan).unwrap(), outputs(&two_eval, &two_events), None, None);
+        let sources: Vec<Box<dyn Source>> = vec![
+            Box::new(FileSource::open(&path("a.jsonl"), csv_types(&plan)).unwrap()),
+            Box::new(FileSource::open(&path("b.jsonl"), csv_types(&plan)).unwrap()),
+        ];
+        let handles: Vec<_> = sources.iter().map(|s| s.handle()).collect();
+        let options = DriveOptions {
+            shards: 2,
+            stop: Arc::new(AtomicBool::new(false)),
+            progress: Arc::new(Progress::default()),
+            end: End::Complete,
+            started: Instant::now(),
+            tick: None,
+        };
+        let two = drive(&config, &plan, &decoder, sources, &mut stage, options).unwrap();
+
+        assert_eq!((one.events_read, two.events_read), (2000, 2000));
+        assert_eq!(two.events_applied, 2000);
+        assert_eq!((two.evaluations, two.drift_events), (one.evaluations, one.drift_events));
+        assert!(one.drift_events > 0, "the data drifts: the comparison covers events");
+        for model in ["a", "b"] {
+            assert!(!one_eval.lines_of(model).is_empty());
+            assert_eq!(two_eval.lines_of(model), one_eval.lines_of(model), "model {model}'s evaluations");
+            assert_eq!(two_events.lines_of(model), one_events.lines_of(model), "model {model}'s events");
+        }
+        for (h, name) in handles.iter().zip(["a.jsonl", "b.jsonl"]) {
+            let stream = path(name).display().to_string();
+            assert_eq!(h.positions(), [driftwatch_connectors::Position { stream, partition: 0, offset: 1000 }]);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -1128,7 +862,7 @@ models:
         let plan = Plan::new(&config).unwrap();
         let decoder = Decoder::new(&plan.decoder).unwrap();
         let pool = BatchPool::new(1, 8);
-        let mut batch = pool.take(0);
+        let mut batch = pool.take();
         let events = [
             r#"{"model":"a","features":{"x":1,"c":"p","y":2}}"#,
             r#"{"model":"b","features":{"x":9,"y":3}}"#,
@@ -1137,7 +871,7 @@ models:
             r#"{"model":"b","features":{}}"#,
         ];
         for (i, e) in events.iter().enumerate() {
-            batch.push(e.as_bytes(), i as u64 + 1);
+            batch.push_row(e.as_bytes(), i as u64 + 1, 1000);
         }
         let rows = RowsPool::new(plan.models.len(), 4);
         let mut scratch = ShardScratch::default();
@@ -1161,74 +895,6 @@ models:
         }
     }
 
-    #[test]
-    fn lines_are_cut_as_documented_whatever_the_reads() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            (state >> 33) as usize
-        };
-        for case in 0..400 {
-            let max = 1 + next() % 40;
-            let mut input = Vec::new();
-            for _ in 0..next() % 200 {
-                let len = match next() % 10 {
-                    0 => 0,
-                    1 => max + next() % (3 * max),
-                    _ => next() % (max + 2),
-                };
-                for _ in 0..len {
-                    input.push(*[b'a', b'{', b'}', b' ', b'\t', b'\r', b'\n', b'x'].get(next() % 12).unwrap_or(&b'q'));
-                }
-                if next() % 8 != 0 {
-                    input.extend_from_slice(if next() % 4 == 0 { b"\r\n" } else { b"\n" });
-                }
-            }
-            let events = 1 + next() % 9;
-            let reads = (1 + next() % 32, 32 + next() % 256);
-            let (got, lines, _) = cut(&input, max, events, reads, case as u64, 1 + next() % 300);
-            let (want, blank) = expected(&input, max);
-            assert_eq!(got, want, "case {case}: {:?}", String::from_utf8_lossy(&input));
-            let breaks = input.iter().filter(|&&b| b == b'\n').count() as u64;
-            let unterminated = u64::from(!input.is_empty() && input.last() != Some(&b'\n'));
-            assert_eq!(lines.lines, breaks + unterminated, "case {case}");
-            assert_eq!(lines.blank, blank, "case {case}");
-            assert_eq!(lines.lines - lines.blank, got.len() as u64, "case {case}: every line is an event or blank");
-        }
-    }
-
-    #[test]
-    fn a_batch_stays_bounded_on_blank_and_oversize_lines() {
-        let (max, events, reads) = (100, 4, (64, 4096));
-        let mut input = vec![b'\n'; 1 << 20];
-        for _ in 0..20 {
-            input.extend(std::iter::repeat_n(b'x', 50_000));
-            input.push(b'\n');
-        }
-        input.extend_from_slice(b"{}\n");
-        let (got, lines, biggest) = cut(&input, max, events, reads, 7, 1 << 16);
-        assert_eq!(got.len(), 21);
-        assert_eq!(got[0], ((1 << 20) + 1, vec![b'x'; 100], Some(50_000)));
-        assert_eq!(got[20].1, b"{}");
-        assert_eq!(lines, Lines { lines: (1 << 20) + 21, blank: 1 << 20 });
-        // Events of at most `max` bytes, the gaps compacted once they
-        // outweigh them and `GAP_BYTES`, one read and one line in progress.
-        assert!(biggest <= 2 * events * (max + 1) + GAP_BYTES + 2 * reads.1 + max + 1, "{biggest} bytes");
-    }
-    /// Regression: blank and whitespace-only lines (also `\r` alone and an
-    /// unterminated last one) were counted as events read; they are counted
-    /// apart, and line numbers still count them.
-    #[test]
-    fn blank_lines_are_counted_apart_from_events() {
-        let input = b"\n{\"a\":1}\n \t \n\r\n{\"a\":2}\r\n\n   ";
-        for most in [1, 3, 64] {
-            let (got, lines, _) = cut(input, 100, 2, (1, 64), 3, most);
-            assert_eq!(lines, Lines { lines: 7, blank: 5 }, "reads of at most {most}");
-            let numbers: Vec<u64> = got.iter().map(|e| e.0).collect();
-            assert_eq!(numbers, [2, 5]);
-        }
-    }
-
     /// An empty Kafka message (a tombstone's missing payload reads as empty
     /// too) is a message the producer sent: a `malformed_json` dead letter
     /// with its offset, not a blank line, so it reaches the dead-letter topic.
@@ -1241,7 +907,7 @@ models:
         let plan = Plan::new(&config).unwrap();
         let decoder = Decoder::new(&plan.decoder).unwrap();
         let pool = BatchPool::new(1, 4);
-        let mut batch = pool.take(0);
+        let mut batch = pool.take();
         batch.push_message(b"", 0, 41, 100, false);
         batch.push_message(b"  ", 0, 42, 100, false);
         let rows = RowsPool::new(plan.models.len(), 2);
@@ -1263,7 +929,7 @@ models:
         let plan = Plan::new(&config).unwrap();
         let decoder = Decoder::new(&plan.decoder).unwrap();
         let pool = BatchPool::new(1, 8);
-        let mut batch = pool.take(0);
+        let mut batch = pool.take();
         batch.push_message(br#"{"model":"a","prediction_id":"p1","features":{"x":1},"p":1}"#, 0, 10, 1000, false);
         batch.push_message(br#"{"model":"a","prediction_id":"p1","label":1,"timestamp":5}"#, 1, 20, 1000, true);
         batch.push_message(br#"{"model":"a","prediction_id":"p2","label":"maybe","timestamp":6}"#, 1, 21, 1000, true);

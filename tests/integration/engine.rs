@@ -12,7 +12,7 @@ use driftwatch_detectors::ks::{ks_2samp, KsMethod};
 use driftwatch_detectors::sketch::{CategoryCounts, FixedHistogram, Sketch};
 use driftwatch_engine::config::Config;
 use driftwatch_engine::model::Plan;
-use driftwatch_engine::pipeline::{replay, Outputs, Report};
+use driftwatch_engine::pipeline::{replay, Outputs, Summary};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -27,12 +27,12 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// Replays and returns (report, evaluations bytes, events bytes, dead letters bytes).
-fn run(config: &Config, input: &Path, shards: usize) -> (Report, Vec<u8>, Vec<u8>, Vec<u8>) {
+fn run(config: &Config, input: &Path, shards: usize) -> (Summary, Vec<u8>, Vec<u8>, Vec<u8>) {
     run_with_labels(config, input, None, shards)
 }
 
 /// [`run`] with a labels file.
-fn run_with_labels(config: &Config, input: &Path, labels: Option<&Path>, shards: usize) -> (Report, Vec<u8>, Vec<u8>, Vec<u8>) {
+fn run_with_labels(config: &Config, input: &Path, labels: Option<&Path>, shards: usize) -> (Summary, Vec<u8>, Vec<u8>, Vec<u8>) {
     let dir = temp_dir("replay");
     let (ev, de, dl) = (dir.join("evaluations.jsonl"), dir.join("events.jsonl"), dir.join("dead.jsonl"));
     let open = |p: &Path| Some(driftwatch_engine::pipeline::create_output(p).unwrap());
@@ -476,7 +476,7 @@ fn csv_and_parquet_input_give_the_same_evaluations_as_jsonl() {
     assert!(de_csv == de_json);
 
     // Parquet: the same rows as typed columns.
-    use driftwatch_engine::source::{batch_from_columns, write_parquet, ColumnData};
+    use driftwatch_connectors::table::{batch_from_columns, write_parquet, ColumnData};
     let events = lines(&std::fs::read(&input).unwrap());
     let text_col = |f: &dyn Fn(&serde_json::Value) -> Option<String>| ColumnData::Categorical(events.iter().map(f).collect());
     let num_col = |f: &dyn Fn(&serde_json::Value) -> Option<f64>| ColumnData::Numeric(events.iter().map(f).collect());
@@ -1099,7 +1099,7 @@ fn csv_and_parquet_labels_give_the_same_quality_as_jsonl() {
     assert!(ev_csv == ev_json, "CSV labels give other evaluations than JSONL");
     assert_eq!(de_csv, de_json);
 
-    use driftwatch_engine::source::{batch_from_columns, write_parquet, ColumnData};
+    use driftwatch_connectors::table::{batch_from_columns, write_parquet, ColumnData};
     let columns = vec![
         ("model".to_string(), ColumnData::Categorical(good.iter().map(|_| Some("fraud".to_owned())).collect())),
         (

@@ -1253,3 +1253,62 @@ sinks:
     assert!(dead_letters.iter().all(|(_, h)| h.get("driftwatch.input").map(String::as_str) == Some("labels")), "{dead_letters:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The Kafka source seeks: each partition with a position starts right
+/// after it (not at the group's committed offset), the handle reports the
+/// applied positions, and the final commit covers exactly what was applied.
+#[test]
+fn kafka_source_starts_after_the_positions_it_is_sought_to() {
+    use driftwatch_connectors::{BatchPool, Feed, Position, Progress, SourceConfig, SourceContext};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let rt = runtime();
+    let topic = unique("seek");
+    let group = unique("seek-group");
+    create_topics(&rt, &[(&topic, 2)]);
+    let producer = producer();
+    for partition in 0..2 {
+        for i in 0..20 {
+            let payload = format!("{{\"p\":{partition},\"i\":{i}}}");
+            producer.send(BaseRecord::<(), str>::to(&topic).partition(partition).payload(&payload)).unwrap();
+        }
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let config: SourceConfig = serde_json::from_value(serde_json::json!({
+        "type": "kafka", "brokers": brokers(), "topics": [topic], "group_id": group, "batch_wait": "50ms"
+    }))
+    .unwrap();
+    let registry = prometheus::Registry::new();
+    let progress = Arc::new(Progress::default());
+    let mut source = config.build(&SourceContext { registry: &registry, progress: Arc::clone(&progress) }).unwrap();
+    assert!(!source.bounded());
+    let at = |partition: i32, offset: i64| Position { stream: topic.clone(), partition, offset };
+    // A position of a topic the source does not read is not its business.
+    source.seek(&[at(0, 9), at(1, 14), Position { stream: "other".into(), partition: 0, offset: 3 }]).unwrap();
+    let handle = source.handle();
+    let (stop, pool) = (AtomicBool::new(false), BatchPool::new(4, 100));
+    let mut got: BTreeSet<(i32, i64)> = BTreeSet::new();
+    let mut positions = Vec::new();
+    let started = Instant::now();
+    let mut emit = |b: driftwatch_connectors::Batch| {
+        for i in 0..b.len() {
+            let (stream, partition) = handle.stream(b.partition(i).unwrap()).unwrap();
+            assert_eq!(stream, topic);
+            assert!(got.insert((partition, b.number(i) as i64)), "offset delivered twice");
+        }
+        handle.applied(&b.positions());
+        positions = handle.positions();
+        if got.len() >= 15 || started.elapsed() > Duration::from_secs(60) {
+            stop.store(true, Ordering::Release);
+        }
+        true
+    };
+    let mut feed = Feed::new(&pool, 1000, &stop, &progress, &mut emit);
+    source.run(&mut feed).unwrap();
+    let want: BTreeSet<(i32, i64)> = (10..20).map(|o| (0, o)).chain((15..20).map(|o| (1, o))).collect();
+    assert_eq!(got, want, "each partition starts right after its position");
+    assert_eq!(positions, [at(0, 19), at(1, 19)], "the handle reports the last applied offsets");
+    assert!(handle.positions().is_empty(), "closed: the partitions are revoked, the source holds none");
+    assert_eq!(committed_total(&group, &topic, 2), 40, "the final commit is the next offset of each partition");
+}

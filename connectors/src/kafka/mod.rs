@@ -11,7 +11,7 @@ use rdkafka::ClientConfig;
 use crate::SecretValue;
 
 pub use sink::{KafkaSink, KafkaSinkConfig};
-pub use source::{KafkaSource, KafkaSourceConfig, Message, PollOutcome, RevokeHook, SourceHandle};
+pub use source::{KafkaHandle, KafkaSource, KafkaSourceConfig, Message, PollOutcome, RevokeHook};
 
 /// Settings our code owns; passing them through `options` is refused, since
 /// overriding them would break the offset contract or the idempotent producer.

@@ -1,7 +1,7 @@
 //! The Kafka source: one consumer in a consumer group, drained into batches.
 //!
 //! Offsets: librdkafka's auto-commit and auto-store are off. The engine calls
-//! [`SourceHandle::applied`] with the highest offset per partition of every
+//! [`KafkaHandle::applied`] (through [`crate::source::SourceHandle`]) with the highest offset per partition of every
 //! batch once that batch is applied to the windows (batches are applied in
 //! the order they were polled, so this is a low-water mark across shards);
 //! [`KafkaSource::commit`] commits those positions. Before partitions are
@@ -9,6 +9,11 @@
 //! handed over, the source commits synchronously, and the next poll reports
 //! [`PollOutcome::Revoked`] so the caller drops what it polled but has not
 //! handed over (the new owner reads it again from the committed offset).
+//!
+//! Seeking ([`Source::seek`]): the positions are kept, and when a partition
+//! with one is assigned its fetch starts right after it (the offset is set
+//! in the assignment before librdkafka applies it), instead of at the
+//! group's committed offset.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +28,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message as _};
 use serde::{Deserialize, Serialize};
 
+use crate::source::{Batch, Feed, Position, Source, SourceHandle, SourceStats};
 use crate::{Error, Result};
 use crate::{HumanDuration, SecretValue};
 
@@ -106,7 +112,7 @@ impl KafkaSourceConfig {
 pub struct Message<'a> {
     /// The payload (empty for a tombstone).
     pub payload: &'a [u8],
-    /// The partition's slot (see [`SourceHandle::partition`]).
+    /// The partition's slot (see [`KafkaHandle::partition`]).
     pub slot: u32,
     /// The offset.
     pub offset: i64,
@@ -162,6 +168,8 @@ struct Shared {
     last_stats_ms: AtomicU64,
     started: Instant,
     last_error: Mutex<Option<String>>,
+    /// Where a seek asked each partition to start: the next offset to fetch.
+    start_at: Mutex<HashMap<(String, i32), i64>>,
     metrics: SourceMetrics,
 }
 
@@ -208,11 +216,11 @@ impl Shared {
 
 /// The engine's view of a running source (cheap to clone, thread-safe).
 #[derive(Debug, Clone)]
-pub struct SourceHandle {
+pub struct KafkaHandle {
     shared: Arc<Shared>,
 }
 
-impl SourceHandle {
+impl KafkaHandle {
     /// Records that every message up to `offset` of each slot is applied.
     pub fn applied(&self, positions: &[(u32, i64)]) {
         let mut applied = lock(&self.shared.applied);
@@ -256,6 +264,34 @@ impl SourceHandle {
             return Err("kafka: no partitions assigned (joining the group)".into());
         }
         Ok(())
+    }
+}
+
+impl SourceHandle for KafkaHandle {
+    fn applied(&self, positions: &[(u32, i64)]) {
+        KafkaHandle::applied(self, positions);
+    }
+
+    fn stream(&self, slot: u32) -> Option<(String, i32)> {
+        self.partition(slot)
+    }
+
+    fn positions(&self) -> Vec<Position> {
+        let applied = lock(&self.shared.applied).clone();
+        let mut positions: Vec<Position> = applied
+            .into_iter()
+            .filter_map(|(slot, next)| self.shared.name(slot).map(|(stream, partition)| Position { stream, partition, offset: next - 1 }))
+            .collect();
+        positions.sort();
+        positions
+    }
+
+    fn lag(&self) -> Option<i64> {
+        Some(KafkaHandle::lag(self))
+    }
+
+    fn ready(&self) -> std::result::Result<(), String> {
+        KafkaHandle::ready(self)
     }
 }
 
@@ -325,6 +361,19 @@ impl ClientContext for SourceContext {
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            // A seek: start each partition that has a position right after it.
+            // The offsets are set in the list librdkafka assigns next.
+            let start_at = lock(&self.shared.start_at);
+            for mut e in tpl.elements() {
+                if let Some(&next) = start_at.get(&(e.topic().to_owned(), e.partition())) {
+                    if let Err(error) = e.set_offset(Offset::Offset(next)) {
+                        log_rate_limited(&format!("kafka source: cannot start {}/{} at {next}: {error}", e.topic(), e.partition()));
+                    }
+                }
+            }
+            return;
+        }
         let Rebalance::Revoke(tpl) = rebalance else { return };
         let slots: BTreeSet<u32> = tpl.elements().iter().map(|e| self.shared.slot(e.topic(), e.partition())).collect();
         // Everything handed over is applied before the partitions go, so
@@ -406,7 +455,9 @@ pub struct KafkaSource {
     /// Slots seen by this thread: topic → partition → slot (hot path: no lock, no allocation on a hit).
     slots: HashMap<String, TopicSlots>,
     label_topics: Vec<String>,
+    topics: Vec<String>,
     commit_interval: Duration,
+    batch_wait: Duration,
     last_commit: Instant,
 }
 
@@ -453,6 +504,7 @@ impl KafkaSource {
             last_stats_ms: AtomicU64::new(0),
             started: Instant::now(),
             last_error: Mutex::new(None),
+            start_at: Mutex::new(HashMap::new()),
             metrics,
         });
         let mut c = super::client_config(&config.brokers, &config.options, super::OWNED_CONSUMER)?;
@@ -477,14 +529,16 @@ impl KafkaSource {
             shared,
             slots: HashMap::new(),
             label_topics: config.label_topics.clone(),
+            topics: config.topics.clone(),
             commit_interval: config.commit_interval.get(),
+            batch_wait: config.batch_wait.get(),
             last_commit: Instant::now(),
         })
     }
 
     /// The engine's handle.
-    pub fn handle(&self) -> SourceHandle {
-        SourceHandle { shared: Arc::clone(&self.shared) }
+    pub fn kafka_handle(&self) -> KafkaHandle {
+        KafkaHandle { shared: Arc::clone(&self.shared) }
     }
 
     /// Drains up to `max` messages from librdkafka's prefetch queue (which
@@ -556,5 +610,73 @@ impl KafkaSource {
     pub fn close(mut self) {
         self.commit(CommitMode::Sync);
         self.consumer.unsubscribe();
+    }
+}
+
+impl Source for KafkaSource {
+    fn name(&self) -> String {
+        match self.label_topics.as_slice() {
+            [] => format!("kafka topics {:?}", self.topics),
+            labels => format!("kafka topics {:?} (labels {labels:?})", self.topics),
+        }
+    }
+
+    fn bounded(&self) -> bool {
+        false
+    }
+
+    fn handle(&self) -> Arc<dyn SourceHandle> {
+        Arc::new(self.kafka_handle())
+    }
+
+    fn seek(&mut self, positions: &[Position]) -> Result<()> {
+        let subscribed = |t: &str| self.topics.iter().chain(&self.label_topics).any(|s| s == t);
+        let mut start_at = lock(&self.shared.start_at);
+        for p in positions.iter().filter(|p| subscribed(&p.stream)) {
+            if p.offset < -1 || p.partition < 0 {
+                return Err(Error::Config {
+                    field: "seek",
+                    message: format!("{}/{}: offset {} is not a position", p.stream, p.partition, p.offset),
+                });
+            }
+            start_at.insert((p.stream.clone(), p.partition), p.offset + 1);
+        }
+        Ok(())
+    }
+
+    /// Polls into batches and hands them over in turn; on stop, hands over
+    /// the last batch, waits until everything is applied, commits and leaves
+    /// the group.
+    fn run(mut self: Box<Self>, feed: &mut Feed<'_>) -> Result<SourceStats> {
+        let (batch_events, max, batch_wait) = (feed.batch_events(), feed.max_event_bytes(), self.batch_wait);
+        let mut batch: Batch = feed.batch();
+        let mut first_at: Option<Instant> = None;
+        while !feed.stopped() {
+            let wait = first_at.map_or(batch_wait, |t| batch_wait.saturating_sub(t.elapsed()));
+            let room = batch_events - batch.len();
+            match self.poll(room, wait, |m| batch.push_message(m.payload, m.slot, m.offset, max, m.label)) {
+                PollOutcome::Revoked(slots) => batch.retain_partitions(|s| !slots.contains(&s)),
+                PollOutcome::Messages(_) => {}
+            }
+            if !batch.is_empty() && first_at.is_none() {
+                first_at = Some(Instant::now());
+            }
+            let due = first_at.is_some_and(|t| t.elapsed() >= batch_wait);
+            if batch.len() >= batch_events || (due && !batch.is_empty()) {
+                let next = feed.batch();
+                if !feed.send(std::mem::replace(&mut batch, next)) {
+                    break; // the window stage stopped (an error): leave without committing more
+                }
+                first_at = None;
+            }
+        }
+        if !batch.is_empty() {
+            feed.send(batch);
+        }
+        if !feed.progress().wait_applied(Duration::from_secs(60)) {
+            tracing::warn!("shutdown: batches still in flight after 60 s; committing what was applied");
+        }
+        self.close();
+        Ok(SourceStats::default())
     }
 }

@@ -42,8 +42,8 @@ use crate::batch::{ModelRows, RowColumn};
 use crate::config::{FeatureType, WindowSpec};
 use crate::model::{Column, ColumnProfile, ColumnReference, ModelPlan, ModelProfile};
 use crate::quality::{LabelFeed, QualityState};
-use crate::source::ColumnData;
 use crate::{Error, Result};
+use driftwatch_connectors::table::ColumnData;
 
 /// Counters of one model's windows.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,7 +28,6 @@ use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::batch::integer_category;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
@@ -42,6 +41,24 @@ use datafusion::prelude::{
     Column, CsvReadOptions, DataFrame, Expr, JsonReadOptions, ParquetReadOptions, SQLOptions, SessionConfig, SessionContext,
 };
 use serde::{Deserialize, Serialize};
+
+/// Numbers name a category only below this magnitude (2^53): there every
+/// integer has its own `f64`; from 2^53 on, neighbours share one (2^53 + 1
+/// reads as 2^53).
+pub const MAX_INTEGER_CATEGORY: f64 = 9_007_199_254_740_992.0;
+
+/// The category a number names, the same for events and references: an
+/// integral value of magnitude below 2^53 is its decimal text (`7`, `7.0`
+/// and `70e-1` are all `"7"`, `-0` is `"0"`); any other number (`1.5`, `1e300`,
+/// infinities, NaN) names none, and the caller refuses it.
+pub fn integer_category(x: f64) -> Option<String> {
+    if x.fract() == 0.0 && x.abs() < MAX_INTEGER_CATEGORY {
+        // Exact: an integer below 2^53 converts to i64 without rounding.
+        Some((x as i64).to_string())
+    } else {
+        None
+    }
+}
 
 /// Name of the table the reference file is registered as in SQL queries.
 pub const TABLE_NAME: &str = "reference";
